@@ -1,0 +1,25 @@
+"""anomalib-dapo: zero-shot multi-type industrial anomaly segmentation (DAPO) as an anomalib plugin.
+
+Public names are imported lazily so that importing the package (done at interpreter start-up by the
+registration hook) never pulls in torch.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {"Dapo": "anomalib_dapo.models", "DapoModel": "anomalib_dapo.models"}
+
+if TYPE_CHECKING:
+    from anomalib_dapo.models import Dapo, DapoModel
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    msg = f"module 'anomalib_dapo' has no attribute '{name}'"
+    raise AttributeError(msg)
+
+
+__all__ = ["Dapo", "DapoModel", "__version__"]

@@ -1,0 +1,96 @@
+"""Load an OpenCLIP model for DAPO: real weights by tag or local file, or the tiny random architecture."""
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import open_clip
+import torch
+from open_clip.model import CLIP
+from torch import nn
+
+TINY_BACKBONE = "dapo-tiny"
+"""A 4-layer, 64-wide CLIP with random weights, for tests and the demo only (never chosen silently)."""
+
+
+class BackboneError(RuntimeError):
+    """The CLIP backbone cannot be built or its weights cannot be loaded."""
+
+
+@cache
+def _register_tiny_config() -> None:
+    open_clip.add_model_config(Path(__file__).parent / "model_configs")
+
+
+@dataclass(frozen=True)
+class ClipBackbone:
+    """A frozen CLIP model with the tokenizer that goes with it."""
+
+    model: CLIP
+    tokenizer: open_clip.tokenizer.SimpleTokenizer | nn.Module
+
+    @property
+    def vision_layers(self) -> int:
+        """Number of transformer blocks in the image encoder."""
+        return len(self.model.visual.transformer.resblocks)
+
+    @property
+    def text_layers(self) -> int:
+        """Number of transformer blocks in the text encoder."""
+        return len(self.model.transformer.resblocks)
+
+
+def _check_name(backbone: str) -> None:
+    if backbone not in open_clip.list_models():
+        vit = [name for name in open_clip.list_models() if name.startswith("ViT-")][:12]
+        msg = (
+            f"Unknown backbone '{backbone}'. Pass an OpenCLIP model name, e.g. --model.backbone ViT-L-14-336 "
+            f"(the paper's), or '{TINY_BACKBONE}' for the tiny test model. Some known names: {', '.join(vit)}."
+        )
+        raise BackboneError(msg)
+
+
+def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu: bool = True) -> ClipBackbone:
+    """Build a frozen OpenCLIP model at ``image_size`` (open_clip interpolates the position embeddings).
+
+    Args:
+        backbone: OpenCLIP model name, e.g. ``ViT-L-14-336``, or ``dapo-tiny``.
+        pretrained: An OpenCLIP tag (``openai``) or a path to a local checkpoint file (open_clip or OpenAI
+            format). ``None`` builds random weights, which is what ``dapo-tiny`` requires.
+        image_size: Input resolution; the patch grid is ``image_size // patch_size``.
+        quick_gelu: Use QuickGELU, as OpenAI's CLIP weights were trained with it.
+
+    """
+    _register_tiny_config()
+    _check_name(backbone)
+    if backbone == TINY_BACKBONE and pretrained:
+        msg = f"'{TINY_BACKBONE}' has no pretrained weights: pass --model.pretrained null with it."
+        raise BackboneError(msg)
+    if pretrained and Path(pretrained).suffix and not Path(pretrained).is_file():
+        msg = f"Backbone weights file not found: {pretrained}. Pass the path of a {backbone} checkpoint file."
+        raise BackboneError(msg)
+    try:
+        model = open_clip.create_model(
+            backbone,
+            pretrained=pretrained or None,
+            force_image_size=image_size,
+            force_quick_gelu=quick_gelu,
+        )
+    except Exception as error:  # open_clip raises many kinds (network, hub, format); all mean the same to a user
+        msg = (
+            f"Could not load CLIP weights '{pretrained}' for {backbone}: {error}. Without network access, "
+            f"download the checkpoint once (for ViT-L-14-336 with OpenAI weights: the file 'ViT-L-14-336px.pt' "
+            f"or open_clip's 'open_clip_pytorch_model.bin') and pass its path: --model.pretrained /path/to/file."
+        )
+        raise BackboneError(msg) from error
+    if not model.transformer.batch_first:
+        msg = f"{backbone}: only batch-first open_clip transformers are supported."
+        raise BackboneError(msg)
+    model.requires_grad_(False).eval()
+    return ClipBackbone(model=model, tokenizer=open_clip.get_tokenizer(backbone))
+
+
+def token_statistics(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and std of an embedding table: the "CLIP space" of appendix 10.2."""
+    table = table.detach().reshape(-1, table.shape[-1]).float()
+    return table.mean(dim=0), table.std(dim=0)

@@ -1,0 +1,320 @@
+"""DAPO's network: a frozen CLIP with hybrid prompts, progressive prefix tuning and stage adapters (paper §4)."""
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from einops import rearrange
+from open_clip.model import CLIP
+from open_clip.transformer import text_global_pool
+from torch import nn
+
+from anomalib_dapo.data.dataclasses import TypedInferenceBatch
+from anomalib_dapo.models.dapo.progressive import ProgressivePrompts, run_prompted_blocks
+from anomalib_dapo.models.dapo.prompts import HybridPrompts, TokenInit, initial_statistics
+
+
+class ImageScore(str, Enum):
+    """How the image anomaly score is formed."""
+
+    FUSION = "fusion"
+    """Mean of the global abnormal probability and the anomaly map's maximum (paper)."""
+    GLOBAL = "global"
+    """The global abnormal probability alone (the authors' released code)."""
+    MAP_MAX = "map_max"
+    """The anomaly map's maximum alone."""
+
+
+class Aggregation(str, Enum):
+    """How the defect prototypes form the single abnormal prototype of the global branch (appendix 11)."""
+
+    MEAN = "mean"
+    """``1/K Σ_k z^{D_k}`` (paper default)."""
+    ATTENTION = "attention"
+    """Weighted by each prototype's softmax similarity to the image embedding (the paper's ablation)."""
+
+
+class DapoForward(NamedTuple):
+    """What one pass computes before the inference or training heads."""
+
+    global_logits: torch.Tensor
+    """``s / τ`` of eq. 7, ``(B, 2)``: normal and abnormal similarity of the image embedding."""
+    defect_logits: torch.Tensor
+    """``(B, K)``: ``(cos(z^x, z^{D_k}) − cos(z^x, z^N)) / τ``, the argument of eq. 11."""
+    stage_probs: torch.Tensor
+    """``S_i`` at patch resolution, ``(B, M, K + 1, h, w)``."""
+
+
+class StageAdapters(nn.Module):
+    """``M`` linear adapters mapping patch tokens of ``M`` encoder stages into the joint space (§4.2.1).
+
+    Held as one stacked weight so that all stages are projected in one batched product.
+    """
+
+    def __init__(self, num_stages: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        layers = [nn.Linear(in_features, out_features) for _ in range(num_stages)]
+        self.weight = nn.Parameter(torch.stack([layer.weight.T for layer in layers]).detach())
+        self.bias = nn.Parameter(torch.stack([layer.bias for layer in layers]).detach())
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Project ``(M, B, P, in)`` stage tokens to ``(M, B, P, out)``."""
+        return torch.einsum("mbpi,mio->mbpo", tokens, self.weight.to(tokens.dtype)) + self.bias[:, None, None]
+
+
+def similarity_maps(patches: torch.Tensor, states: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``S_i = softmax_k(cos(Z^p_i, z^k) / τ)`` for all stages at once (§4.3).
+
+    Args:
+        patches: Adapted patch embeddings, ``(M, B, P, D)``.
+        states: State embeddings ``z^N, z^{D_1..K}``, ``(K + 1, D)``.
+        temperature: ``τ``.
+
+    Returns:
+        ``(B, M, K + 1, h, w)`` with ``h = w = sqrt(P)``.
+
+    """
+    cosine = F.normalize(patches, dim=-1) @ F.normalize(states, dim=-1).T
+    probs = (cosine / temperature).softmax(dim=-1)
+    side = round(patches.shape[2] ** 0.5)
+    return rearrange(probs, "m b (h w) k -> b m k h w", h=side, w=side)
+
+
+def upsample(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``UP``: bilinear upsampling of ``(..., C, h, w)`` maps to ``size``."""
+    lead = maps.shape[:-3]
+    flat = F.interpolate(maps.flatten(0, -4), size=tuple(size), mode="bilinear", align_corners=False)
+    return flat.unflatten(0, lead)
+
+
+class DapoModel(nn.Module):
+    """The DAPO network on a frozen OpenCLIP model.
+
+    Only the hybrid prompt contexts, the progressive prompt tokens of both encoders and the stage adapters
+    have gradients. The state embeddings depend only on the vocabulary and the learned tokens: in eval
+    mode they are computed once per vocabulary and cached, so the text encoder never runs per batch.
+
+    Args:
+        clip: The frozen OpenCLIP model.
+        tokenizer: Its tokenizer.
+        prompt_length: ``l``, learnable context tokens per prompt (5).
+        num_prompts: ``E``, prompts per state (10).
+        prompt_tokens: Progressive prompt tokens per layer in each encoder (4).
+        text_depth: ``N_d``, text layers that receive prompt tokens (12).
+        vision_depth: Vision layers that receive prompt tokens; ``None`` = all (the paper).
+        alpha: ``α`` of the progressive connection (0.01).
+        progressive: Progressive connection (eq. 10) or plain prefix tuning (ablation).
+        adapter_layers: 1-based encoder layers whose patch tokens are adapted, ``M`` of them (6, 12, 18, 24).
+        temperature: ``τ`` of the similarities (0.07).
+        token_init: Initialisation of the learnable tokens (``clip``).
+        image_score: Image score formation (``fusion``).
+        aggregation: Abnormal prototype aggregation (``mean``).
+        normal_word: Normal state word ("normal"; released code: "flawless").
+        abnormal_word: Literal anomaly word ("anomaly").
+        object_word: Literal object word ("object").
+        gradient_checkpointing: Recompute encoder activations during backward to save memory.
+
+    """
+
+    def __init__(
+        self,
+        clip: CLIP,
+        tokenizer: nn.Module,
+        prompt_length: int = 5,
+        num_prompts: int = 10,
+        prompt_tokens: int = 4,
+        text_depth: int = 12,
+        vision_depth: int | None = None,
+        alpha: float = 0.01,
+        progressive: bool = True,
+        adapter_layers: Sequence[int] = (6, 12, 18, 24),
+        temperature: float = 0.07,
+        token_init: TokenInit | str = TokenInit.CLIP,
+        image_score: ImageScore | str = ImageScore.FUSION,
+        aggregation: Aggregation | str = Aggregation.MEAN,
+        normal_word: str = "normal",
+        abnormal_word: str = "anomaly",
+        object_word: str = "object",
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        vision_layers = len(clip.visual.transformer.resblocks)
+        text_layers = len(clip.transformer.resblocks)
+        vision_depth = vision_layers if vision_depth is None else vision_depth
+        _check_layers("text_depth", [text_depth], text_layers, minimum=1)
+        _check_layers("vision_depth", [vision_depth], vision_layers, minimum=1)
+        _check_layers("adapter_layers", adapter_layers, vision_layers, minimum=1)
+        self.clip = clip.requires_grad_(False).eval()
+        self.adapter_layers = tuple(adapter_layers)
+        self.temperature = temperature
+        self.image_score = ImageScore(image_score)
+        self.aggregation = Aggregation(aggregation)
+        self.gradient_checkpointing = gradient_checkpointing
+        token_init = TokenInit(token_init)
+        token_table = clip.token_embedding.weight
+        self.prompts = HybridPrompts(
+            tokenizer,
+            token_table,
+            context_length=prompt_length,
+            num_prompts=num_prompts,
+            prefix_slots=prompt_tokens,
+            init=token_init,
+            normal_word=normal_word,
+            abnormal_word=abnormal_word,
+            object_word=object_word,
+        )
+        # The vision tower has no token table: its position embeddings are the nearest "CLIP space".
+        self.text_prompts = ProgressivePrompts(
+            text_depth,
+            prompt_tokens,
+            *initial_statistics(token_table, token_init),
+            alpha=alpha,
+            progressive=progressive,
+        )
+        self.vision_prompts = ProgressivePrompts(
+            vision_depth,
+            prompt_tokens,
+            *initial_statistics(clip.visual.positional_embedding, token_init),
+            alpha=alpha,
+            progressive=progressive,
+        )
+        self.adapters = StageAdapters(len(self.adapter_layers), clip.visual.transformer.width, _embed_dim(clip))
+        self.register_buffer("tokens", torch.empty(0, dtype=torch.long), persistent=False)
+        self.register_buffer("state_cache", torch.empty(0), persistent=False)
+        self.vocabulary: tuple[str, ...] = ()
+        self.text_encoder_calls = 0
+
+    def set_vocabulary(self, defect_types: Sequence[str], defect_words: Sequence[str]) -> None:
+        """Select the ``K`` defect states scored from now on (type ``k`` ↔ ``defect_types[k - 1]``)."""
+        if tuple(defect_types) == self.vocabulary and self.tokens.numel():
+            return
+        self.vocabulary = tuple(defect_types)
+        self.tokens = self.prompts.tokenize(defect_words).to(self.tokens.device)
+        self.state_cache = torch.empty(0, device=self.tokens.device)
+
+    def train(self, mode: bool = True) -> "DapoModel":
+        """Switch mode; the frozen CLIP stays in eval mode and training invalidates the cached states."""
+        super().train(mode)
+        self.clip.eval()
+        if mode:
+            self.state_cache = torch.empty(0, device=self.tokens.device)
+        return self
+
+    def encode_states(self) -> torch.Tensor:
+        """State embeddings ``[z^N, z^{D_1}, …, z^{D_K}]``, ``(K + 1, D)``: eq. 5–6, the mean over ``E`` prompts."""
+        if not self.tokens.numel():
+            msg = "No vocabulary set: call set_vocabulary(defect_types, defect_words) first."
+            raise RuntimeError(msg)
+        self.text_encoder_calls += 1
+        clip = self.clip
+        embeddings = self.prompts.embed(clip.token_embedding, self.tokens)
+        num_prompts, num_states = embeddings.shape[:2]
+        x = embeddings.flatten(0, 1) + clip.positional_embedding.to(embeddings.dtype)
+        x, _ = run_prompted_blocks(
+            clip.transformer.resblocks,
+            x,
+            self.text_prompts,
+            slot_start=1,
+            attn_mask=clip.attn_mask,
+            gradient_checkpointing=self.gradient_checkpointing,
+        )
+        tokens = self.tokens.repeat(num_prompts, 1)
+        pooled = text_global_pool(clip.ln_final(x), tokens, clip.text_pool_type)
+        features = _project(pooled, clip.text_projection)
+        return features.unflatten(0, (num_prompts, num_states)).mean(dim=0)
+
+    def states(self) -> torch.Tensor:
+        """State embeddings, cached in eval mode (once per vocabulary), fresh in training mode."""
+        if self.training:
+            return self.encode_states()
+        if not self.state_cache.numel():
+            self.state_cache = self.encode_states().detach()
+        return self.state_cache
+
+    def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 4: the global embedding ``z^x`` ``(B, D)`` and adapted patch embeddings ``Z^p`` ``(M, B, P, D)``."""
+        visual = self.clip.visual
+        x = visual._embeds(images)
+        length = x.shape[1]
+        x = torch.cat([x, x.new_zeros(x.shape[0], self.vision_prompts.num_tokens, x.shape[2])], dim=1)
+        x, taps = run_prompted_blocks(
+            visual.transformer.resblocks,
+            x,
+            self.vision_prompts,
+            slot_start=length,
+            taps=self.adapter_layers,
+            gradient_checkpointing=self.gradient_checkpointing,
+        )
+        pooled, _ = visual._pool(x[:, :length])
+        global_embedding = _project(pooled, visual.proj)
+        patch_tokens = visual.ln_post(torch.stack(taps)[:, :, 1:length])
+        return global_embedding, self.adapters(patch_tokens)
+
+    def abnormal_prototype(self, image: torch.Tensor, defects: torch.Tensor) -> torch.Tensor:
+        """The single abnormal prototype of eq. 7, ``(B, D)``, aggregated per ``self.aggregation``."""
+        if self.aggregation == Aggregation.MEAN:
+            return defects.mean(dim=0).expand(image.shape[0], -1)
+        weights = ((image @ defects.T) / self.temperature).softmax(dim=-1)
+        return weights @ defects
+
+    def compute(self, images: torch.Tensor) -> DapoForward:
+        """Image–text similarities shared by training and inference."""
+        image, patches = self.encode_image(images)
+        states = self.states()
+        image, unit_states = F.normalize(image, dim=-1), F.normalize(states, dim=-1)
+        normal, defects = unit_states[0], unit_states[1:]
+        prototype = F.normalize(self.abnormal_prototype(image, defects), dim=-1)
+        global_cos = torch.stack([image @ normal, (image * prototype).sum(dim=-1)], dim=-1)
+        defect_cos = image @ defects.T - (image @ normal).unsqueeze(-1)
+        return DapoForward(
+            global_logits=global_cos / self.temperature,
+            defect_logits=defect_cos / self.temperature,
+            stage_probs=similarity_maps(patches, states, self.temperature),
+        )
+
+    def forward(self, images: torch.Tensor) -> DapoForward | TypedInferenceBatch:
+        """Similarities in training mode; anomalib's inference fields plus the type outputs in eval mode."""
+        outputs = self.compute(images)
+        if self.training:
+            return outputs
+        # UP is linear, so the mean of upsampled stage maps is the upsampled mean: upsample once.
+        type_map = upsample(outputs.stage_probs.mean(dim=1), images.shape[-2:])
+        anomaly_map = 1 - type_map[:, 0]
+        global_score = outputs.global_logits.softmax(dim=-1)[:, 1]
+        map_score = anomaly_map.flatten(1).amax(dim=1)
+        scores = {
+            ImageScore.FUSION: (global_score + map_score) / 2,
+            ImageScore.GLOBAL: global_score,
+            ImageScore.MAP_MAX: map_score,
+        }
+        return TypedInferenceBatch(
+            pred_score=scores[self.image_score],
+            anomaly_map=anomaly_map.unsqueeze(1),
+            pred_type_map=type_map,
+            pred_type_mask=type_map.argmax(dim=1),
+            pred_type_probs=outputs.defect_logits.sigmoid(),
+        )
+
+
+def _check_layers(name: str, layers: Sequence[int], available: int, minimum: int) -> None:
+    if not layers or any(not minimum <= layer <= available for layer in layers):
+        msg = (
+            f"{name}={list(layers)} does not fit a backbone with {available} layers (allowed: {minimum}..{available})."
+        )
+        raise ValueError(msg)
+
+
+def _embed_dim(clip: CLIP) -> int:
+    projection = clip.text_projection
+    return projection.out_features if isinstance(projection, nn.Linear) else projection.shape[1]
+
+
+def _project(features: torch.Tensor, projection: nn.Module | torch.Tensor | None) -> torch.Tensor:
+    """Apply an open_clip output projection, which is a matrix or a linear layer depending on the config."""
+    if projection is None:
+        return features
+    if isinstance(projection, nn.Linear):
+        return projection(features)
+    return features @ projection
