@@ -16,18 +16,27 @@ from typing import Any
 
 import torch
 from anomalib import LearningType
-from anomalib.data import Batch
-from anomalib.metrics import AUPR, AUPRO, AUROC, Evaluator, F1Max
+from anomalib.data import AnomalibDataModule, Batch
+from anomalib.metrics import AUPR, AUPRO, AUROC, AnomalibMetric, Evaluator, F1Max
 from anomalib.models.components import AnomalibModule
 from anomalib.pre_processing import PreProcessor
 from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import nn
+from torch.nn import ModuleList
 from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Resize
 
 from anomalib_dapo import knowledge
 from anomalib_dapo.backbone import load_clip
 from anomalib_dapo.data.dataclasses import TypedImageBatch
+from anomalib_dapo.metrics import (
+    MultiLabelF1,
+    MultiLabelPrecision,
+    MultiLabelRecall,
+    TypeAUROC,
+    TypeAveragePrecision,
+    TypeF1Score,
+)
 from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS, LearnedWeights
 from anomalib_dapo.models.dapo.loss import DapoLoss
 from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
@@ -197,10 +206,17 @@ class Dapo(AnomalibModule):
         logger.info("Dapo scores %d defect types: %s", len(defect_types), ", ".join(defect_types))
 
     def setup(self, stage: str) -> None:
-        """Pick the vocabulary for the stage; the state embeddings are recomputed lazily."""
+        """Pick the vocabulary for the stage, size the type metrics for it, and collate typed batches."""
         self.train_vocabulary = self.resolve_vocabulary("fit") if stage == "fit" else ()
         self.eval_vocabulary = self.resolve_vocabulary("test" if stage == "fit" else stage)
         self.use_vocabulary(self.eval_vocabulary)
+        if self.evaluator is not None:
+            binary = [metric for metric in self.evaluator.test_metrics if not isinstance(metric, _TYPE_METRICS)]
+            self.evaluator.test_metrics = ModuleList(binary + type_metrics(len(self.eval_vocabulary)))
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if isinstance(datamodule, AnomalibDataModule) and datamodule.external_collate_fn is None:
+            # anomalib's own datasets collate into ImageBatch, which drops the type outputs of the steps.
+            datamodule.external_collate_fn = TypedImageBatch.collate
 
     def on_train_epoch_start(self) -> None:
         """Train on the source vocabulary."""
@@ -321,3 +337,23 @@ class Dapo(AnomalibModule):
             F1Max(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
         ]
         return Evaluator(test_metrics=image + pixel)
+
+
+_TYPE_METRICS = (TypeAUROC, TypeAveragePrecision, TypeF1Score, MultiLabelPrecision, MultiLabelRecall, MultiLabelF1)
+
+
+def type_metrics(num_types: int) -> list[AnomalibMetric]:
+    """Multi-type metrics for ``num_types`` defect types, computed where the data has ``gt_type_mask``.
+
+    Pixel AUROC, AP and F1 macro over the ``K + 1`` states (paper §5.3) and image-level multi-label
+    precision, recall and F1 of eq. 11 (appendix 11.6).
+    """
+    states = num_types + 1
+    return [
+        TypeAUROC(num_classes=states, prefix="pixel_", strict=False),
+        TypeAveragePrecision(num_classes=states, prefix="pixel_", strict=False),
+        TypeF1Score(num_classes=states, prefix="pixel_", strict=False),
+        MultiLabelPrecision(num_labels=num_types, prefix="image_", strict=False),
+        MultiLabelRecall(num_labels=num_types, prefix="image_", strict=False),
+        MultiLabelF1(num_labels=num_types, prefix="image_", strict=False),
+    ]

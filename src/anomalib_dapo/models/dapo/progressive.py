@@ -93,7 +93,7 @@ def run_prompted_blocks(
         if index < prompts.depth:
             x = torch.cat([x[:, : slots.start], prompts.slot_input(index, x[:, slots]), x[:, slots.stop :]], dim=1)
         if gradient_checkpointing and torch.is_grad_enabled():
-            x = checkpoint(block, x, None, None, attn_mask, use_reentrant=False)
+            x = checkpoint(block, x, attn_mask=attn_mask, use_reentrant=False)
         else:
             x = block(x, attn_mask=attn_mask)
         if index + 1 in taps:

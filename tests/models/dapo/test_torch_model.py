@@ -1,0 +1,126 @@
+import pytest
+import torch
+
+from anomalib_dapo.backbone import load_clip
+from anomalib_dapo.models.dapo.torch_model import DapoModel, similarity_maps, upsample
+
+TYPES = ("scratch", "hole", "stain")
+
+
+@pytest.fixture
+def model() -> DapoModel:
+    torch.manual_seed(0)
+    clip = load_clip("dapo-tiny", None, 64)
+    model = DapoModel(clip.model, clip.tokenizer, num_prompts=2, text_depth=4, adapter_layers=(2, 4))
+    model.set_vocabulary(TYPES, TYPES)
+    return model
+
+
+def test_inference_shapes(model):
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 64, 64))
+    assert out.pred_score.shape == (2,)
+    assert out.anomaly_map.shape == (2, 1, 64, 64)
+    assert out.pred_type_map.shape == (2, len(TYPES) + 1, 64, 64)
+    assert out.pred_type_mask.shape == (2, 64, 64)
+    assert out.pred_type_probs.shape == (2, len(TYPES))
+    assert torch.allclose(out.pred_type_map.sum(dim=1), torch.ones(2, 64, 64), atol=1e-5)
+    assert torch.equal(out.pred_type_mask, out.pred_type_map.argmax(dim=1))
+    assert torch.allclose(out.anomaly_map[:, 0], 1 - out.pred_type_map[:, 0])
+    assert ((out.pred_score >= 0) & (out.pred_score <= 1)).all()
+
+
+def test_training_outputs_and_gradients_only_on_prompts_and_adapters(model):
+    model.train()
+    out = model(torch.rand(2, 3, 64, 64))
+    assert out.global_logits.shape == (2, 2)
+    assert out.stage_probs.shape == (2, 2, len(TYPES) + 1, 4, 4)  # B, M, K+1, h, w
+    (out.global_logits.sum() + out.stage_probs[:, :, 1:].sum()).backward()
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {
+        "prompts.normal_context",
+        "prompts.abnormal_context",
+        "text_prompts.tokens",
+        "vision_prompts.tokens",
+        "adapters.weight",
+        "adapters.bias",
+    }
+    for name, parameter in model.named_parameters():
+        if name in trainable:
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+        else:
+            assert parameter.grad is None, name
+
+
+def test_text_encoder_runs_once_per_vocabulary_at_inference(model):
+    model.eval()
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for _ in range(3):
+            model(images)
+        assert model.text_encoder_calls == 1
+        model.set_vocabulary(TYPES, TYPES)  # same vocabulary: cache kept
+        model(images)
+        assert model.text_encoder_calls == 1
+        model.set_vocabulary(("dent",), ("dent",))
+        out = model(images)
+    assert model.text_encoder_calls == 2
+    assert out.pred_type_map.shape[1] == 2
+    model.train()
+    model(images)
+    model(images)
+    assert model.text_encoder_calls == 4  # training always re-encodes: the prompts are learning
+
+
+def test_new_defect_words_change_only_their_state(model):
+    model.eval()
+    with torch.no_grad():
+        first = model.encode_states()
+        model.set_vocabulary(("scratch", "hole", "rust"), ("scratch", "hole", "rust"))
+        second = model.encode_states()
+    assert torch.allclose(first[:3], second[:3], atol=1e-5)
+    assert not torch.allclose(first[3], second[3])
+
+
+def test_similarity_maps_are_a_softmax_over_states_by_hand():
+    patches = torch.tensor([[[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]]]])  # M=1, B=1, P=4, D=2
+    states = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    maps = similarity_maps(patches, states, temperature=0.5)
+    assert maps.shape == (1, 1, 2, 2, 2)
+    first = torch.tensor([1.0, 0.0]) / 0.5
+    assert torch.allclose(maps[0, 0, :, 0, 0], first.softmax(0))
+    diagonal = torch.tensor([2**-0.5, 2**-0.5]) / 0.5
+    assert torch.allclose(maps[0, 0, :, 1, 0], diagonal.softmax(0))
+
+
+def test_upsample_commutes_with_the_stage_mean():
+    maps = torch.rand(2, 3, 4, 5, 5)
+    assert torch.allclose(upsample(maps, (20, 20)).mean(dim=1), upsample(maps.mean(dim=1), (20, 20)), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"text_depth": 5}, "text_depth"),
+        ({"vision_depth": 0}, "vision_depth"),
+        ({"adapter_layers": (2, 6)}, "adapter_layers"),
+    ],
+)
+def test_layers_beyond_the_backbone_are_refused(kwargs, match):
+    clip = load_clip("dapo-tiny", None, 64)
+    with pytest.raises(ValueError, match=match):
+        DapoModel(clip.model, clip.tokenizer, **{"text_depth": 4, "adapter_layers": (2, 4), **kwargs})
+
+
+@pytest.mark.parametrize("option", ["token_init", "image_score", "aggregation", "progressive"])
+def test_every_ablation_runs(option):
+    values = {"token_init": "offset", "image_score": "global", "aggregation": "attention", "progressive": False}
+    clip = load_clip("dapo-tiny", None, 64)
+    model = DapoModel(clip.model, clip.tokenizer, num_prompts=2, text_depth=4, adapter_layers=(2, 4), **{option: values[option]})
+    model.set_vocabulary(TYPES, TYPES)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 64, 64))
+    assert torch.isfinite(out.pred_score).all()
+    assert torch.isfinite(out.pred_type_map).all()
