@@ -11,7 +11,7 @@ TINY = {
     "num_prompts": 2,
     "visualizer": False,
 }
-"""A Dapo small enough for CPU tests: 4-layer 64-wide CLIP, 4×4 patch grid, two stages, E = 2."""
+"""A Dapo small enough for CPU tests: 4-layer 64-wide CLIP, 8×8 patch grid, two stages, E = 2."""
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def test_training_outputs_and_gradients_only_on_prompts_and_adapters(model):
     model.train()
     out = model(torch.rand(2, 3, 64, 64))
     assert out.global_logits.shape == (2, 2)
-    assert out.stage_probs.shape == (2, 2, len(TYPES) + 1, 4, 4)  # B, M, K+1, h, w
+    assert out.stage_probs.shape == (2, 2, len(TYPES) + 1, 8, 8)  # B, M, K+1, h, w (64 px / 8-px patches)
     (out.global_logits.sum() + out.stage_probs[:, :, 1:].sum()).backward()
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert trainable == {
