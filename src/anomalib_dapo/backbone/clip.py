@@ -1,5 +1,6 @@
 """Load an OpenCLIP model for DAPO: real weights by tag or local file, or the tiny random architecture."""
 
+import zipfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -55,27 +56,33 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
 
     Args:
         backbone: OpenCLIP model name, e.g. ``ViT-L-14-336``, or ``dapo-tiny``.
-        pretrained: An OpenCLIP tag (``openai``) or a path to a local checkpoint file (open_clip or OpenAI
-            format). ``None`` builds random weights, which is what ``dapo-tiny`` requires.
+        pretrained: An OpenCLIP tag (``openai``) or a path to a local checkpoint file: an open_clip state dict
+            (``.pt``/``.bin``/``.safetensors``) or OpenAI's TorchScript file (``ViT-L-14-336px.pt``). ``None``
+            builds random weights. ``dapo-tiny`` has no tag, only ``None`` or a file.
         image_size: Input resolution; the patch grid is ``image_size // patch_size``.
         quick_gelu: Use QuickGELU, as OpenAI's CLIP weights were trained with it.
 
     """
     _register_tiny_config()
     _check_name(backbone)
-    if backbone == TINY_BACKBONE and pretrained:
-        msg = f"'{TINY_BACKBONE}' has no pretrained weights: pass --model.pretrained null with it."
-        raise BackboneError(msg)
-    if pretrained and Path(pretrained).suffix and not Path(pretrained).is_file():
+    is_file = bool(pretrained) and Path(pretrained).is_file()
+    if pretrained and Path(pretrained).suffix and not is_file:
         msg = f"Backbone weights file not found: {pretrained}. Pass the path of a {backbone} checkpoint file."
         raise BackboneError(msg)
+    if backbone == TINY_BACKBONE and pretrained and not is_file:
+        msg = f"'{TINY_BACKBONE}' has no pretrained weights to download: pass --model.pretrained null or a local file."
+        raise BackboneError(msg)
+    # open_clip reads TorchScript archives (OpenAI's own format) only without ``weights_only``, which it sets.
+    jit_file = is_file and _is_torchscript(Path(pretrained))
     try:
         model = open_clip.create_model(
             backbone,
-            pretrained=pretrained or None,
+            pretrained=None if jit_file else pretrained or None,
             force_image_size=image_size,
             force_quick_gelu=quick_gelu,
         )
+        if jit_file:
+            open_clip.load_checkpoint(model, pretrained, weights_only=False)
     except Exception as error:  # open_clip raises many kinds (network, hub, format); all mean the same to a user
         msg = (
             f"Could not load CLIP weights '{pretrained}' for {backbone}: {error}. Without network access, "
@@ -88,6 +95,17 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
         raise BackboneError(msg)
     model.requires_grad_(False).eval()
     return ClipBackbone(model=model, tokenizer=open_clip.get_tokenizer(backbone))
+
+
+def _is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip with ``constants.pkl``), loaded by TorchScript's own reader.
+
+    Such archives hold no Python pickle to execute, so reading them without ``weights_only`` is safe.
+    """
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") for name in archive.namelist())
 
 
 def token_statistics(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -501,3 +501,10 @@ class SyntheticDefects(TypedMVTecAD):
             image_size=self.image_size,
             seed=self.seed,
         )
+
+
+def main() -> None:
+    """``dapo-synthetic``: write the synthetic dataset from the command line and print its root."""
+    from jsonargparse import auto_cli
+
+    print(auto_cli(generate_synthetic_dataset, as_positional=False))

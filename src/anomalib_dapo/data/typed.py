@@ -20,6 +20,7 @@ from torchvision.tv_tensors import Mask
 
 from anomalib_dapo import knowledge
 from anomalib_dapo.data.dataclasses import TypedImageBatch, TypedImageItem
+from anomalib_dapo.data.errors import SOURCES
 
 NORMAL_FOLDER = "good"
 
@@ -122,6 +123,10 @@ class TypedMVTecAD(MVTecAD):
     def defect_types(self) -> tuple[str, ...]:
         """Ordered vocabulary of the category (type ``k`` of the masks is ``defect_types[k - 1]``)."""
         return knowledge.vocabulary(self.dataset, self.category)
+
+    def prepare_data(self) -> None:
+        """Check the category folder instead of downloading (offline, anomalib's download raises a raw URLError)."""
+        SOURCES[self.dataset].require(self.root / self.category, f"category {self.category!r}")
 
     def _setup(self, _stage: str | None = None) -> None:
         self.train_data = TypedMVTecADDataset(

@@ -50,7 +50,7 @@ def test_checkpoint_from_another_backbone_is_refused(tmp_path, tiny_kwargs):
     checkpoint = torch.load(path, weights_only=False)
     checkpoint["dapo"]["backbone"] = "ViT-L-14-336"
     torch.save(checkpoint, path)
-    with pytest.raises(CheckpointMismatchError, match="--model.backbone ViT-L-14-336"):
+    with pytest.raises(CheckpointMismatchError, match=r"--model\.backbone ViT-L-14-336"):
         Dapo(weights=str(path), **tiny_kwargs)
 
 
@@ -65,7 +65,7 @@ def test_wrong_backbone_name(tiny_kwargs):
 
 
 def test_tiny_backbone_refuses_a_pretrained_tag(tiny_kwargs):
-    with pytest.raises(BackboneError, match="--model.pretrained null"):
+    with pytest.raises(BackboneError, match=r"--model\.pretrained null"):
         Dapo(**{**tiny_kwargs, "pretrained": "openai"})
 
 
@@ -81,7 +81,7 @@ def test_weights_that_cannot_be_fetched_name_the_local_file_option(monkeypatch):
         raise RuntimeError("Failed to download weights for tag 'openai'")
 
     monkeypatch.setattr(open_clip, "create_model", offline)
-    with pytest.raises(BackboneError, match="--model.pretrained /path/to/file"):
+    with pytest.raises(BackboneError, match=r"--model\.pretrained /path/to/file"):
         Dapo(backbone="ViT-L-14-336", pretrained="openai")
 
 
@@ -108,13 +108,17 @@ def test_learning_type_follows_the_weights(tmp_path, tiny_kwargs):
 
 def test_plain_python_start_up_does_not_import_torch():
     code = "import sys; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_get_model_finds_dapo_without_importing_the_plugin():
     code = (
         "from anomalib.models import get_model; "
-        "m = get_model('dapo', backbone='dapo-tiny', pretrained=None, image_size=64, text_depth=4, adapter_layers=[2, 4]); "
+        "m = get_model('dapo', backbone='dapo-tiny', pretrained=None, image_size=64, text_depth=4, "
+        "adapter_layers=[2, 4]); "
         "print(type(m).__module__)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

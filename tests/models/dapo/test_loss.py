@@ -8,7 +8,9 @@ from anomalib_dapo.models.dapo.loss import DapoLoss, dice_loss, focal_loss, glob
 
 def test_focal_loss_by_hand():
     # Two pixels, three states. Pixel 1 is class 0 with p=0.5, pixel 2 class 2 with p=0.25.
-    probs = torch.tensor([[0.5, 0.25], [0.25, 0.25], [0.25, 0.5]]).T.reshape(1, 2, 3).permute(0, 2, 1).reshape(1, 3, 1, 2)
+    probs = (
+        torch.tensor([[0.5, 0.25], [0.25, 0.25], [0.25, 0.5]]).T.reshape(1, 2, 3).permute(0, 2, 1).reshape(1, 3, 1, 2)
+    )
     target = torch.tensor([[[0, 2]]])
     p = torch.tensor([0.5, 0.5])
     expected = (-((1 - p) ** 2) * p.log()).mean()
@@ -28,7 +30,9 @@ def test_dice_loss_by_hand():
 def test_global_loss_is_cross_entropy_of_the_two_similarities():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     labels = torch.tensor([0, 1])
-    expected = -(torch.log(torch.tensor(math.e**2 / (math.e**2 + 1))) + torch.log(torch.tensor(math.e / (1 + math.e)))) / 2
+    expected = (
+        -(torch.log(torch.tensor(math.e**2 / (math.e**2 + 1))) + torch.log(torch.tensor(math.e / (1 + math.e)))) / 2
+    )
     assert global_loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -57,4 +61,6 @@ def test_total_loss_weights_local_by_lambda():
     stages = [torch.rand(2, 3, 4, 4).softmax(dim=1)]
     target = torch.randint(0, 3, (2, 4, 4))
     total = DapoLoss(lambda_local=4.0)(logits, labels, stages, target)
-    assert total.item() == pytest.approx((global_loss(logits, labels) + 4.0 * local_loss(stages, target)).item(), rel=1e-6)
+    assert total.item() == pytest.approx(
+        (global_loss(logits, labels) + 4.0 * local_loss(stages, target)).item(), rel=1e-6
+    )

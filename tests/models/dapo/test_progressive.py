@@ -63,7 +63,9 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     grads = []
     for checkpointing in (False, True):
         prompts.tokens.grad = None
-        out, _ = run_prompted_blocks([wrap(b) for b in blocks], torch.ones(1, 4, 3), prompts, 2, gradient_checkpointing=checkpointing)
+        out, _ = run_prompted_blocks(
+            [wrap(b) for b in blocks], torch.ones(1, 4, 3), prompts, 2, gradient_checkpointing=checkpointing
+        )
         out.sum().backward()
         grads.append(prompts.tokens.grad.clone())
     assert torch.allclose(grads[0], grads[1])

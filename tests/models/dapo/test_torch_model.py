@@ -67,10 +67,12 @@ def test_text_encoder_runs_once_per_vocabulary_at_inference(model):
         out = model(images)
     assert model.text_encoder_calls == 2
     assert out.pred_type_map.shape[1] == 2
-    model.train()
-    model(images)
-    model(images)
-    assert model.text_encoder_calls == 4  # training always re-encodes: the prompts are learning
+    model.compute(images)
+    model.compute(images)
+    assert model.text_encoder_calls == 4  # with gradients it always re-encodes: the prompts are learning
+    with torch.no_grad():
+        model(images)
+    assert model.text_encoder_calls == 5  # and the cache from before the parameter updates is gone
 
 
 def test_new_defect_words_change_only_their_state(model):
@@ -117,7 +119,9 @@ def test_layers_beyond_the_backbone_are_refused(kwargs, match):
 def test_every_ablation_runs(option):
     values = {"token_init": "offset", "image_score": "global", "aggregation": "attention", "progressive": False}
     clip = load_clip("dapo-tiny", None, 64)
-    model = DapoModel(clip.model, clip.tokenizer, num_prompts=2, text_depth=4, adapter_layers=(2, 4), **{option: values[option]})
+    model = DapoModel(
+        clip.model, clip.tokenizer, num_prompts=2, text_depth=4, adapter_layers=(2, 4), **{option: values[option]}
+    )
     model.set_vocabulary(TYPES, TYPES)
     model.eval()
     with torch.no_grad():

@@ -11,7 +11,9 @@ Besides anomalib's score, label, anomaly map and mask, each batch gets ``pred_ty
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,8 +29,9 @@ from torch.nn import ModuleList
 from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Resize
 
 from anomalib_dapo import knowledge
-from anomalib_dapo.backbone import load_clip
+from anomalib_dapo.backbone import TINY_BACKBONE, load_clip
 from anomalib_dapo.data.dataclasses import TypedImageBatch
+from anomalib_dapo.deploy.export import EXPORT_OPSET, dapo_metadata, text_side_removed, write_onnx_metadata
 from anomalib_dapo.metrics import (
     MultiLabelF1,
     MultiLabelPrecision,
@@ -42,6 +45,7 @@ from anomalib_dapo.models.dapo.loss import DapoLoss
 from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
 from anomalib_dapo.models.dapo.prompts import TokenInit
 from anomalib_dapo.models.dapo.torch_model import Aggregation, DapoModel, ImageScore, upsample
+from anomalib_dapo.visualization import TypeVisualizer
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +134,8 @@ class Dapo(AnomalibModule):
         self.user_defect_types = knowledge.validate_defect_list(defect_types) if defect_types is not None else None
         self.product_filter = product_filter
         self.learning_rate = learning_rate
+        if backbone == TINY_BACKBONE:
+            logger.warning("Dapo runs on '%s', a tiny CLIP with RANDOM weights: a test/demo model only.", backbone)
         clip = load_clip(backbone, pretrained, image_size, quick_gelu)
         self.model = DapoModel(
             clip.model,
@@ -235,7 +241,7 @@ class Dapo(AnomalibModule):
         if type_mask is None:
             msg = "Dapo trains on batches with 'gt_type_mask': use a typed datamodule (see anomalib_dapo.data)."
             raise ValueError(msg)
-        outputs = self.model(batch.image)
+        outputs = self.model.compute(batch.image)
         stage_probs = upsample(outputs.stage_probs, type_mask.shape[-2:])
         loss = self.loss(outputs.global_logits, batch.gt_label, list(stage_probs.unbind(dim=1)), type_mask)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch.image))
@@ -337,6 +343,59 @@ class Dapo(AnomalibModule):
             F1Max(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
         ]
         return Evaluator(test_metrics=image + pixel)
+
+    @classmethod
+    def configure_visualizer(cls) -> TypeVisualizer:
+        """Anomalib's pictures plus the ground-truth and predicted defect types coloured in, with a legend."""
+        return TypeVisualizer()
+
+    # ------------------------------------------------------------------ export
+
+    @contextmanager
+    def _exportable(self) -> Iterator[None]:
+        """Fix the vocabulary and cache its states, then leave the text side and gradients out while exporting.
+
+        The vocabulary is resolved as for ``predict`` (``defect_types``, else the datamodule's when a trainer
+        holds one, else the generic state), so exporting needs no datamodule. The export scores it from a
+        constant tensor: exporting again is how the vocabulary changes.
+        """
+        self.use_vocabulary(self.resolve_vocabulary("predict"))
+        self.eval()
+        flags = {parameter: parameter.requires_grad for parameter in self.parameters()}
+        self.requires_grad_(False)  # nothing learns in an export: the cached states serve even with gradients on
+        try:
+            self.model.states()
+            with text_side_removed(self.model):
+                yield
+        finally:
+            for parameter, flag in flags.items():
+                parameter.requires_grad_(flag)
+
+    def to_torch(self, export_root: Path | str, model_file_name: str = "model") -> Path:
+        """Pickle this module for the vocabulary, without tokenizer or text encoder.
+
+        Load it with :class:`anomalib_dapo.deploy.DapoTorchInferencer` (the plugin must be importable there).
+        """
+        with self._exportable():
+            return super().to_torch(export_root, model_file_name)
+
+    def to_onnx(
+        self,
+        export_root: Path | str,
+        model_file_name: str = "model",
+        input_size: tuple[int, int] | None = None,
+        **kwargs: Any,
+    ) -> Path:
+        """Export the graph for the vocabulary (its state embeddings a constant) and record it in the metadata.
+
+        ``to_openvino`` converts this export; OpenVINO keeps the metadata in the model's ``rt_info``. The opset
+        defaults to the dynamo exporter's own (18) rather than anomalib's 14, which it cannot convert to.
+        """
+        kwargs.setdefault("opset_version", EXPORT_OPSET)
+        with self._exportable():
+            path = super().to_onnx(export_root, model_file_name, input_size, **kwargs)
+        write_onnx_metadata(path, dapo_metadata(self))
+        return path
 
 
 _TYPE_METRICS = (TypeAUROC, TypeAveragePrecision, TypeF1Score, MultiLabelPrecision, MultiLabelRecall, MultiLabelF1)

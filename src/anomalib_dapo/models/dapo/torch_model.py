@@ -94,7 +94,8 @@ class DapoModel(nn.Module):
 
     Only the hybrid prompt contexts, the progressive prompt tokens of both encoders and the stage adapters
     have gradients. The state embeddings depend only on the vocabulary and the learned tokens: in eval
-    mode they are computed once per vocabulary and cached, so the text encoder never runs per batch.
+    without gradients they are computed once per vocabulary and cached, so the text encoder never runs per
+    batch at test or predict time.
 
     Args:
         clip: The frozen OpenCLIP model.
@@ -195,11 +196,9 @@ class DapoModel(nn.Module):
         self.state_cache = torch.empty(0, device=self.tokens.device)
 
     def train(self, mode: bool = True) -> "DapoModel":
-        """Switch mode; the frozen CLIP stays in eval mode and training invalidates the cached states."""
+        """Switch mode; the frozen CLIP stays in eval mode."""
         super().train(mode)
         self.clip.eval()
-        if mode:
-            self.state_cache = torch.empty(0, device=self.tokens.device)
         return self
 
     def encode_states(self) -> torch.Tensor:
@@ -226,11 +225,16 @@ class DapoModel(nn.Module):
         return features.unflatten(0, (num_prompts, num_states)).mean(dim=0)
 
     def states(self) -> torch.Tensor:
-        """State embeddings, cached in eval mode (once per vocabulary), fresh in training mode."""
-        if self.training:
+        """State embeddings: fresh when gradients are needed (the prompts are learning), else cached per vocabulary.
+
+        Prompts with ``requires_grad`` off (as in exported models) never learn: their cache is always used.
+        """
+        text_parameters = (*self.prompts.parameters(), *self.text_prompts.parameters())
+        if torch.is_grad_enabled() and any(parameter.requires_grad for parameter in text_parameters):
+            self.state_cache = torch.empty(0, device=self.tokens.device)  # parameters are about to change
             return self.encode_states()
         if not self.state_cache.numel():
-            self.state_cache = self.encode_states().detach()
+            self.state_cache = self.encode_states()
         return self.state_cache
 
     def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

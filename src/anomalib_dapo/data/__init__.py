@@ -1,0 +1,38 @@
+"""Datasets and datamodules whose batches carry per-pixel defect types (``gt_type_mask``)."""
+
+from anomalib_dapo.data.cross import CrossDataset, typed_dataset
+from anomalib_dapo.data.dataclasses import TypedImageBatch, TypedImageItem, TypedInferenceBatch
+from anomalib_dapo.data.errors import DatasetLayoutError, DatasetNotFoundError
+from anomalib_dapo.data.folder import DefectFolder, DefectFolderDataset
+from anomalib_dapo.data.mad import MADReal, MADRealDataset, MADSim, MADSimDataset
+from anomalib_dapo.data.mpdd import TypedMPDD, TypedMPDDDataset
+from anomalib_dapo.data.realiad import TypedRealIAD, TypedRealIADDataset
+from anomalib_dapo.data.synthetic import SyntheticDefects, generate_synthetic_dataset
+from anomalib_dapo.data.typed import TypedMVTecAD, TypedMVTecADDataset
+from anomalib_dapo.data.visa import TypedVisa, TypedVisaDataset
+
+__all__ = [
+    "CrossDataset",
+    "DatasetLayoutError",
+    "DatasetNotFoundError",
+    "DefectFolder",
+    "DefectFolderDataset",
+    "MADReal",
+    "MADRealDataset",
+    "MADSim",
+    "MADSimDataset",
+    "SyntheticDefects",
+    "TypedImageBatch",
+    "TypedImageItem",
+    "TypedInferenceBatch",
+    "TypedMPDD",
+    "TypedMPDDDataset",
+    "TypedMVTecAD",
+    "TypedMVTecADDataset",
+    "TypedRealIAD",
+    "TypedRealIADDataset",
+    "TypedVisa",
+    "TypedVisaDataset",
+    "generate_synthetic_dataset",
+    "typed_dataset",
+]
