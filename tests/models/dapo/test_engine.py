@@ -1,0 +1,56 @@
+"""Dapo inside anomalib's Engine: the type outputs reach the user with stock datamodules and image folders."""
+
+import pytest
+from anomalib.data import MVTecAD
+from anomalib.engine import Engine
+from lightning.pytorch import Trainer
+
+from anomalib_dapo import Dapo, knowledge
+from anomalib_dapo.data import TypedImageBatch, generate_synthetic_dataset
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Synthetic data in MVTec layout and a Dapo checkpoint (untrained: these tests are about plumbing)."""
+    root = tmp_path_factory.mktemp("engine")
+    generate_synthetic_dataset(root / "data", image_size=64, n_test_per_defect=2, n_test_good=2, n_train=2)
+    from conftest import TINY
+
+    model = Dapo(**TINY)
+    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(root / "weights.ckpt")
+    return root
+
+
+def _engine(root) -> Engine:
+    return Engine(default_root_dir=root / "results", accelerator="cpu", logger=False, enable_progress_bar=False)
+
+
+def test_stock_datamodule_batches_carry_the_type_outputs(workspace, tiny_kwargs):
+    model = Dapo(weights=str(workspace / "weights.ckpt"), **tiny_kwargs)
+    datamodule = MVTecAD(root=workspace / "data", category="grid", eval_batch_size=4, num_workers=0)
+    predictions = _engine(workspace).predict(model, datamodule=datamodule, return_predictions=True)
+    # the vocabulary of MVTec-AD's grid, from the knowledge base (product-filtered)
+    vocabulary = knowledge.vocabulary("mvtec_ad", "grid")
+    assert model.model.vocabulary == vocabulary == ("bent", "broken", "glue", "contamination", "thread")
+    for batch in predictions:
+        assert isinstance(batch, TypedImageBatch)
+        size = batch.image.shape[0]
+        assert batch.pred_type_map.shape == (size, len(vocabulary) + 1, 64, 64)
+        assert batch.pred_type_mask.shape == (size, 64, 64)
+        assert batch.pred_type_probs.shape == (size, len(vocabulary))
+        assert batch.pred_label.dtype == batch.pred_mask.dtype  # calibrated and thresholded by anomalib
+
+
+def test_folder_prediction_with_a_text_vocabulary(workspace, tiny_kwargs):
+    model = Dapo(weights=str(workspace / "weights.ckpt"), defect_types=["scratch", "rust"], **tiny_kwargs)
+    folder = workspace / "data/tile/test/stain"
+    predictions = _engine(workspace).predict(model, data_path=folder, return_predictions=True)
+    assert len(predictions) == len(list(folder.glob("*.png")))
+    batch = predictions[0]
+    assert batch.pred_score.shape == (1,)
+    assert batch.anomaly_map.shape[-2:] == (64, 64)
+    assert batch.pred_mask is not None
+    assert batch.pred_type_mask.max() <= 2  # normal, scratch, rust
+    assert model.model.vocabulary == ("scratch", "rust")
