@@ -1,19 +1,40 @@
 """Shared fixtures: the tiny CLIP and small Dapo configurations (CPU, random weights)."""
 
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
 import pytest
 
-TINY = {
-    "backbone": "dapo-tiny",
-    "pretrained": None,
-    "image_size": 64,
-    "text_depth": 4,
-    "adapter_layers": [2, 4],
-    "num_prompts": 2,
-    "visualizer": False,
-}
+TINY = MappingProxyType(
+    {
+        "backbone": "dapo-tiny",
+        "pretrained": None,
+        "image_size": 64,
+        "text_depth": 4,
+        "adapter_layers": [2, 4],
+        "num_prompts": 2,
+        "visualizer": False,
+    }
+)
 """A Dapo small enough for CPU tests: 4-layer 64-wide CLIP, 8×8 patch grid, two stages, E = 2."""
 
 
-@pytest.fixture
-def tiny_kwargs() -> dict:
-    return dict(TINY)
+@pytest.fixture(scope="session")
+def tiny_kwargs() -> Mapping:
+    """Read-only, so that tests build variants with ``{**tiny_kwargs, ...}`` and cannot leak changes."""
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_kwargs) -> Path:
+    """A learned-weights checkpoint of the untrained tiny Dapo, for tests about plumbing rather than accuracy."""
+    from lightning.pytorch import Trainer
+
+    from anomalib_dapo import Dapo
+
+    path = tmp_path_factory.mktemp("weights") / "tiny.ckpt"
+    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(Dapo(**tiny_kwargs))
+    trainer.save_checkpoint(path)
+    return path

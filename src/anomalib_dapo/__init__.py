@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_LAZY = {"Dapo": "anomalib_dapo.models", "DapoModel": "anomalib_dapo.models"}
+_LAZY = {name: "anomalib_dapo.models" for name in ("Dapo", "DapoModel", "MultiAds", "MultiAdsModel")}
 
 if TYPE_CHECKING:
-    from anomalib_dapo.models import Dapo, DapoModel
+    from anomalib_dapo.models import Dapo, DapoModel, MultiAds, MultiAdsModel
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +22,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(msg)
 
 
-__all__ = ["Dapo", "DapoModel", "__version__"]
+__all__ = ["Dapo", "DapoModel", "MultiAds", "MultiAdsModel", "__version__"]

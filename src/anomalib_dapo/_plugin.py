@@ -46,14 +46,29 @@ class _ThenImportPlugin(Loader):
     def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)
         try:
-            importlib.import_module(PLUGIN)
+            register(module)
         except Exception:  # a broken plugin must not break anomalib itself
             logging.getLogger(__name__).exception("anomalib-dapo could not register its models with anomalib.")
+
+
+def register(anomalib_models: ModuleType) -> None:
+    """Import the plugin's models and name them on ``anomalib.models`` too.
+
+    The names are needed by ``get_model`` for dict configs (``{"class_path": "Dapo"}``, the form of
+    ``anomalib benchmark`` configs), which it looks up on ``anomalib.models`` alone; nothing of anomalib's
+    is replaced.
+    """
+    plugin = importlib.import_module(PLUGIN)
+    base = anomalib_models.AnomalibModule
+    for name in plugin.__all__:
+        model = getattr(plugin, name)
+        if isinstance(model, type) and issubclass(model, base) and not hasattr(anomalib_models, name):
+            setattr(anomalib_models, name, model)
 
 
 def install() -> None:
     """Register now if anomalib's models are loaded already, else as soon as they are."""
     if TRIGGER in sys.modules:
-        importlib.import_module(PLUGIN)
+        register(sys.modules[TRIGGER])
     elif not any(isinstance(finder, _RegisterAfter) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RegisterAfter())

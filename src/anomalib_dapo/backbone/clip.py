@@ -14,6 +14,10 @@ TINY_BACKBONE = "dapo-tiny"
 """A 4-layer, 64-wide CLIP with random weights, for tests and the demo only (never chosen silently)."""
 
 
+RANDOM_BACKBONE_SEED = 0
+"""Seed of the weights of a backbone built without pretrained weights (``dapo-tiny`` in tests and the demo)."""
+
+
 class BackboneError(RuntimeError):
     """The CLIP backbone cannot be built or its weights cannot be loaded."""
 
@@ -75,12 +79,16 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
     # open_clip reads TorchScript archives (OpenAI's own format) only without ``weights_only``, which it sets.
     jit_file = is_file and _is_torchscript(Path(pretrained))
     try:
-        model = open_clip.create_model(
-            backbone,
-            pretrained=None if jit_file else pretrained or None,
-            force_image_size=image_size,
-            force_quick_gelu=quick_gelu,
-        )
+        # Random weights are drawn from a fixed seed: learned checkpoints leave the frozen backbone out, so a
+        # reloaded model must meet the very backbone it was trained on. The caller's RNG state is untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_BACKBONE_SEED)
+            model = open_clip.create_model(
+                backbone,
+                pretrained=None if jit_file else pretrained or None,
+                force_image_size=image_size,
+                force_quick_gelu=quick_gelu,
+            )
         if jit_file:
             open_clip.load_checkpoint(model, pretrained, weights_only=False)
     except Exception as error:  # open_clip raises many kinds (network, hub, format); all mean the same to a user

@@ -10,19 +10,89 @@ whose masks hold several ids per image (VisA) override :meth:`TypedDatasetMixin.
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from anomalib import TaskType
+from anomalib.data import ImageItem, PredictDataset
 from anomalib.data.datamodules.image.mvtecad import MVTecAD
 from anomalib.data.datasets.image.mvtecad import MVTecADDataset
-from anomalib.data.utils import LabelName, Split, read_image, read_mask
-from torchvision.tv_tensors import Mask
+from anomalib.data.errors import MisMatchError
+from anomalib.data.utils import LabelName, Split, read_mask
+from PIL import Image as PILImage
+from torchvision.transforms.v2.functional import to_dtype, to_image
+from torchvision.tv_tensors import Image, Mask
 
 from anomalib_dapo import knowledge
 from anomalib_dapo.data.dataclasses import TypedImageBatch, TypedImageItem
 from anomalib_dapo.data.errors import SOURCES
 
 NORMAL_FOLDER = "good"
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+"""PIL modes of single-channel 16-bit images (``I`` is how some Pillow versions open 16-bit PNGs)."""
+
+
+class ImageReadError(OSError):
+    """An image file cannot be read, or holds values that are not an image's (the message names the file)."""
+
+
+def _unit_range(path: str | Path, array: np.ndarray, mode: str) -> np.ndarray:
+    """Scale a 16-bit or float single-channel image to [0, 1], refusing values that are not pixel intensities."""
+    if mode in SIXTEEN_BIT_MODES:
+        if array.min() < 0 or array.max() > np.iinfo(np.uint16).max:
+            msg = f"{path}: a {mode} image with values outside 0..65535 is not supported; save it as 8 or 16 bit."
+            raise ImageReadError(msg)
+        return array / np.iinfo(np.uint16).max
+    if not np.isfinite(array).all():
+        msg = f"{path}: the float image holds NaN or infinite values; fix or remove the file."
+        raise ImageReadError(msg)
+    if array.min() < 0 or array.max() > 1:
+        msg = f"{path}: float images must hold values in [0, 1], found [{array.min():g}, {array.max():g}]."
+        raise ImageReadError(msg)
+    return array
+
+
+def read_rgb_image(path: str | Path) -> Image:
+    """Read any image file as a float32 RGB tensor ``(3, H, W)`` in [0, 1].
+
+    anomalib's ``read_image`` goes through 8-bit RGB, which clips 16-bit grayscale (PIL mode ``I;16``) to white.
+    Here 16-bit grayscale is scaled by 1/65535 and float (``F``) images are taken as [0, 1]; every other mode
+    goes through PIL's RGB conversion as in anomalib: grayscale replicated, palette expanded, alpha dropped,
+    16-bit RGB reduced to 8 bits per channel.
+
+    Raises:
+        ImageReadError: The file is missing, corrupt, truncated or not an image, or its values are not
+            intensities (NaN, infinite, out of range); the message names the file.
+
+    """
+    try:
+        with PILImage.open(path) as image:
+            if image.mode not in (*SIXTEEN_BIT_MODES, "F"):
+                return to_dtype(to_image(image.convert("RGB")), torch.float32, scale=True)
+            array = _unit_range(path, np.asarray(image, dtype=np.float64), image.mode)
+    except ImageReadError:
+        raise
+    except FileNotFoundError as error:
+        msg = f"Image file not found: {path}"
+        raise ImageReadError(msg) from error
+    except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError and truncation errors are OSErrors
+        msg = f"Cannot read image {path} ({error}): it is corrupt, truncated or not an image; replace or remove it."
+        raise ImageReadError(msg) from error
+    return Image(torch.from_numpy(array.astype(np.float32)).expand(3, -1, -1).clone())
+
+
+class FolderImages(PredictDataset):
+    """anomalib's ``PredictDataset`` (``anomalib predict --data <folder>``) reading images with :func:`read_rgb_image`.
+
+    ``Dapo`` switches the ``PredictDataset`` that anomalib's engine builds for a folder to this class, so that
+    16-bit images are scaled rather than clipped and an unreadable file is named.
+    """
+
+    def __getitem__(self, index: int) -> ImageItem:
+        """Read one image (any mode and size) and apply the dataset's transform."""
+        path = self.image_filenames[index]
+        image = read_rgb_image(path)
+        return ImageItem(image=self.transform(image) if self.transform else image, image_path=str(path))
 
 
 class TypedDatasetMixin:
@@ -51,7 +121,7 @@ class TypedDatasetMixin:
     def __getitem__(self, index: int) -> TypedImageItem:
         """Read image and type mask, and augment them together so the masks stay aligned."""
         sample = self.samples.iloc[index]
-        image = read_image(sample.image_path, as_tensor=True)
+        image = read_rgb_image(sample.image_path)
         type_mask = None
         if self.task == TaskType.SEGMENTATION:
             type_mask = self.read_type_mask(sample, image.shape[-2:])
@@ -89,6 +159,17 @@ def add_defect_types(samples: pd.DataFrame, dataset: str, raw_column: str = "lab
     return tuple(dict.fromkeys(samples.loc[anomalous, "defect_type"]))
 
 
+def _pairing_problems(category_dir: Path) -> str:
+    """Anomalous test images without a mask and masks without an image (MVTec-AD pairs them by name)."""
+    images = {f"{p.parent.name}/{p.stem}" for p in category_dir.glob("test/*/*") if p.parent.name != NORMAL_FOLDER}
+    masks = {f"{p.parent.name}/{p.stem.removesuffix('_mask')}" for p in category_dir.glob("ground_truth/*/*")}
+    unpaired = {"test images without a mask": images - masks, "masks without a test image": masks - images}
+    problems = [f"{what} ({len(names)}): {', '.join(sorted(names)[:5])}" for what, names in unpaired.items() if names]
+    if not images | masks:
+        problems.append("no test images and no masks")
+    return "; ".join(problems)
+
+
 class TypedMVTecADDataset(TypedDatasetMixin, MVTecADDataset):
     """anomalib's MVTec-AD dataset with per-pixel defect types from the ``test/<defect>/`` folders.
 
@@ -105,9 +186,15 @@ class TypedMVTecADDataset(TypedDatasetMixin, MVTecADDataset):
         dataset: str = "mvtec_ad",
         defect_types: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(root=root, category=category, augmentations=augmentations, split=split)
         self.dataset = knowledge.resolve_dataset(dataset)
-        found = add_defect_types(self.samples, self.dataset)
+        source = SOURCES[self.dataset]
+        try:
+            super().__init__(root=root, category=category, augmentations=augmentations, split=split)
+        except (RuntimeError, ValueError, MisMatchError) as error:  # anomalib's raw "Found 0 images" or pandas error
+            where = Path(root or "./datasets/MVTecAD") / category
+            raise source.bad_layout(where, _pairing_problems(where) or str(error)) from error
+        with source.reading(self.root_category):  # an unknown defect folder names the folder
+            found = add_defect_types(self.samples, self.dataset)
         self.defect_types = tuple(defect_types) if defect_types else knowledge.vocabulary(self.dataset, category)
         if unknown := set(found) - set(self.defect_types):
             msg = f"Defect types {sorted(unknown)} of {self.root_category} are missing from the vocabulary."

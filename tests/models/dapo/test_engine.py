@@ -3,23 +3,17 @@
 import pytest
 from anomalib.data import MVTecAD
 from anomalib.engine import Engine
-from lightning.pytorch import Trainer
 
 from anomalib_dapo import Dapo, knowledge
 from anomalib_dapo.data import TypedImageBatch, generate_synthetic_dataset
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """Synthetic data in MVTec layout and a Dapo checkpoint (untrained: these tests are about plumbing)."""
+def workspace(tmp_path_factory, tiny_checkpoint):
+    """Synthetic data in MVTec layout and an untrained Dapo checkpoint (these tests are about plumbing)."""
     root = tmp_path_factory.mktemp("engine")
     generate_synthetic_dataset(root / "data", image_size=64, n_test_per_defect=2, n_test_good=2, n_train=2)
-    from conftest import TINY
-
-    model = Dapo(**TINY)
-    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(root / "weights.ckpt")
+    (root / "weights.ckpt").symlink_to(tiny_checkpoint)
     return root
 
 

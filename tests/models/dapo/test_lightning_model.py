@@ -123,3 +123,10 @@ def test_get_model_finds_dapo_without_importing_the_plugin():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().endswith("anomalib_dapo.models.dapo.lightning_model")
+
+
+def test_a_file_that_is_no_checkpoint_is_refused_clearly(tmp_path, tiny_kwargs):
+    garbage = tmp_path / "model.ckpt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointMismatchError, match="not a readable Dapo checkpoint"):
+        Dapo(weights=str(garbage), **tiny_kwargs)

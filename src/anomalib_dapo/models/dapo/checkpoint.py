@@ -1,5 +1,6 @@
 """Learned-weights checkpoints: only what DAPO learns travels, checked against the model it is loaded into."""
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,16 @@ class LearnedWeights:
         if not path.is_file():
             msg = f"Dapo weights not found: {path}. Pass the .ckpt written by 'anomalib train --model Dapo'."
             raise FileNotFoundError(msg)
-        with anomalib_safe_globals(extra=SAFE_GLOBALS):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            with anomalib_safe_globals(extra=SAFE_GLOBALS):
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+            msg = (
+                f"{path} is not a readable Dapo checkpoint ({type(error).__name__}). Pass the .ckpt written by "
+                "'anomalib train --model Dapo' (results/Dapo/.../weights/lightning/model.ckpt), and never load "
+                "files you do not trust."
+            )
+            raise CheckpointMismatchError(msg) from error
         self.check(checkpoint, str(path))
         prefix = "model."
         learned = {

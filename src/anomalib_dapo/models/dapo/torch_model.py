@@ -1,6 +1,7 @@
 """DAPO's network: a frozen CLIP with hybrid prompts, progressive prefix tuning and stage adapters (paper §4)."""
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from enum import Enum
 from typing import NamedTuple
 
@@ -12,6 +13,7 @@ from open_clip.transformer import text_global_pool
 from torch import nn
 
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
+from anomalib_dapo.models.components.few_shot import ReferenceMemory
 from anomalib_dapo.models.dapo.progressive import ProgressivePrompts, run_prompted_blocks
 from anomalib_dapo.models.dapo.prompts import HybridPrompts, TokenInit, initial_statistics
 
@@ -45,6 +47,8 @@ class DapoForward(NamedTuple):
     """``(B, K)``: ``(cos(z^x, z^{D_k}) − cos(z^x, z^N)) / τ``, the argument of eq. 11."""
     stage_probs: torch.Tensor
     """``S_i`` at patch resolution, ``(B, M, K + 1, h, w)``."""
+    patches: torch.Tensor
+    """Adapted patch embeddings ``Z^p_i``, ``(M, B, P, D)``, which few-shot references are compared with."""
 
 
 class StageAdapters(nn.Module):
@@ -89,13 +93,58 @@ def upsample(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return flat.unflatten(0, lead)
 
 
+def typed_predictions(
+    stage_probs: torch.Tensor,
+    global_score: torch.Tensor,
+    defect_logits: torch.Tensor,
+    size: Sequence[int],
+    image_score: ImageScore,
+    reference_maps: torch.Tensor | None = None,
+) -> TypedInferenceBatch:
+    """Inference outputs from the stage maps and the global similarities (Dapo and MultiAds alike).
+
+    Type map ``Σ_i UP(S_i) / M`` (MultiADS eq. 3), anomaly map ``1 − UP(S)[0]`` (eq. 4), with few-shot
+    references ``M_final = (M_x + M_ref) / 2``, ``M_ref = Σ_i UP(1 − S'_i) / M`` (MultiADS §4.2.3), image score
+    per ``image_score``, and the multi-label type probabilities ``σ`` of eq. 11.
+
+    Args:
+        stage_probs: ``S_i``, ``(B, M, K + 1, h, w)``.
+        global_score: Abnormal probability of the global image embedding, ``(B,)``.
+        defect_logits: ``(cos(z^x, z^{D_k}) − cos(z^x, z^N)) / τ``, ``(B, K)``.
+        size: Input image size ``(H, W)``.
+        image_score: How the image score is formed.
+        reference_maps: ``1 − S'_i``, ``(B, M, h, w)``, when few-shot.
+
+    """
+    # UP is linear, so the mean of upsampled stage maps is the upsampled mean: upsample once.
+    type_map = upsample(stage_probs.mean(dim=1), size)
+    anomaly_map = 1 - type_map[:, 0]
+    if reference_maps is not None:
+        anomaly_map = (anomaly_map + upsample(reference_maps.mean(dim=1, keepdim=True), size)[:, 0]) / 2
+    map_score = anomaly_map.flatten(1).amax(dim=1)
+    scores = {
+        ImageScore.FUSION: (global_score + map_score) / 2,
+        ImageScore.GLOBAL: global_score,
+        ImageScore.MAP_MAX: map_score,
+    }
+    return TypedInferenceBatch(
+        pred_score=scores[image_score],
+        anomaly_map=anomaly_map.unsqueeze(1),
+        pred_type_map=type_map,
+        # Same indices as argmax (first maximum on ties), several times faster on CPU across channels.
+        pred_type_mask=type_map.max(dim=1).indices,
+        pred_type_probs=defect_logits.sigmoid(),
+    )
+
+
 class DapoModel(nn.Module):
     """The DAPO network on a frozen OpenCLIP model.
 
     Only the hybrid prompt contexts, the progressive prompt tokens of both encoders and the stage adapters
     have gradients. The state embeddings depend only on the vocabulary and the learned tokens: in eval
     without gradients they are computed once per vocabulary and cached, so the text encoder never runs per
-    batch at test or predict time.
+    batch at test or predict time. When ``references`` holds normal patches (few-shot), the anomaly map also
+    compares each image with them.
 
     Args:
         clip: The frozen OpenCLIP model.
@@ -116,6 +165,9 @@ class DapoModel(nn.Module):
         abnormal_word: Literal anomaly word ("anomaly").
         object_word: Literal object word ("object").
         gradient_checkpointing: Recompute encoder activations during backward to save memory.
+        autocast_dtype: On CUDA, the image encoder runs under autocast with this dtype (bf16 needs no loss
+            scaling); the text encoder and the similarity heads stay in float32. ``None``: float32 throughout.
+            No effect on CPU.
 
     """
 
@@ -139,20 +191,22 @@ class DapoModel(nn.Module):
         abnormal_word: str = "anomaly",
         object_word: str = "object",
         gradient_checkpointing: bool = False,
+        autocast_dtype: torch.dtype | None = torch.bfloat16,
     ) -> None:
         super().__init__()
         vision_layers = len(clip.visual.transformer.resblocks)
         text_layers = len(clip.transformer.resblocks)
         vision_depth = vision_layers if vision_depth is None else vision_depth
-        _check_layers("text_depth", [text_depth], text_layers, minimum=1)
-        _check_layers("vision_depth", [vision_depth], vision_layers, minimum=1)
-        _check_layers("adapter_layers", adapter_layers, vision_layers, minimum=1)
+        check_layers("text_depth", [text_depth], text_layers, minimum=1)
+        check_layers("vision_depth", [vision_depth], vision_layers, minimum=1)
+        check_layers("adapter_layers", adapter_layers, vision_layers, minimum=1)
         self.clip = clip.requires_grad_(False).eval()
         self.adapter_layers = tuple(adapter_layers)
         self.temperature = temperature
         self.image_score = ImageScore(image_score)
         self.aggregation = Aggregation(aggregation)
         self.gradient_checkpointing = gradient_checkpointing
+        self.autocast_dtype = autocast_dtype
         token_init = TokenInit(token_init)
         token_table = clip.token_embedding.weight
         self.prompts = HybridPrompts(
@@ -181,7 +235,8 @@ class DapoModel(nn.Module):
             alpha=alpha,
             progressive=progressive,
         )
-        self.adapters = StageAdapters(len(self.adapter_layers), clip.visual.transformer.width, _embed_dim(clip))
+        self.adapters = StageAdapters(len(self.adapter_layers), clip.visual.transformer.width, embed_dim(clip))
+        self.references = ReferenceMemory()
         self.register_buffer("tokens", torch.empty(0, dtype=torch.long), persistent=False)
         self.register_buffer("state_cache", torch.empty(0), persistent=False)
         self.vocabulary: tuple[str, ...] = ()
@@ -265,7 +320,14 @@ class DapoModel(nn.Module):
 
     def compute(self, images: torch.Tensor) -> DapoForward:
         """Image–text similarities shared by training and inference."""
-        image, patches = self.encode_image(images)
+        check_finite(images)
+        autocast = self.autocast_dtype is not None and images.device.type == "cuda"
+        # nullcontext rather than autocast(enabled=False), which would switch off a surrounding mixed precision.
+        with torch.autocast("cuda", dtype=self.autocast_dtype) if autocast else nullcontext():
+            image, patches = self.encode_image(images)
+        if autocast:
+            # Cosines divided by τ = 0.07 magnify half-precision rounding 14-fold: the heads run in float32.
+            image, patches = image.float(), patches.float()
         states = self.states()
         image, unit_states = F.normalize(image, dim=-1), F.normalize(states, dim=-1)
         normal, defects = unit_states[0], unit_states[1:]
@@ -276,6 +338,7 @@ class DapoModel(nn.Module):
             global_logits=global_cos / self.temperature,
             defect_logits=defect_cos / self.temperature,
             stage_probs=similarity_maps(patches, states, self.temperature),
+            patches=patches,
         )
 
     def forward(self, images: torch.Tensor) -> DapoForward | TypedInferenceBatch:
@@ -283,26 +346,38 @@ class DapoModel(nn.Module):
         outputs = self.compute(images)
         if self.training:
             return outputs
-        # UP is linear, so the mean of upsampled stage maps is the upsampled mean: upsample once.
-        type_map = upsample(outputs.stage_probs.mean(dim=1), images.shape[-2:])
-        anomaly_map = 1 - type_map[:, 0]
-        global_score = outputs.global_logits.softmax(dim=-1)[:, 1]
-        map_score = anomaly_map.flatten(1).amax(dim=1)
-        scores = {
-            ImageScore.FUSION: (global_score + map_score) / 2,
-            ImageScore.GLOBAL: global_score,
-            ImageScore.MAP_MAX: map_score,
-        }
-        return TypedInferenceBatch(
-            pred_score=scores[self.image_score],
-            anomaly_map=anomaly_map.unsqueeze(1),
-            pred_type_map=type_map,
-            pred_type_mask=type_map.argmax(dim=1),
-            pred_type_probs=outputs.defect_logits.sigmoid(),
+        return typed_predictions(
+            outputs.stage_probs,
+            outputs.global_logits.softmax(dim=-1)[:, 1],
+            outputs.defect_logits,
+            images.shape[-2:],
+            self.image_score,
+            self.references(outputs.patches),
         )
 
 
-def _check_layers(name: str, layers: Sequence[int], available: int, minimum: int) -> None:
+class NonFiniteInputError(ValueError):
+    """Input images hold NaN or infinite values, which would otherwise come out as NaN scores."""
+
+
+def check_finite(images: torch.Tensor) -> None:
+    """Refuse images with NaN or infinite values before the model (skipped while exporting a graph).
+
+    An exported graph cannot raise: there a NaN input gives NaN scores and maps (and ``pred_label`` false).
+    """
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return
+    bad = ~torch.isfinite(images.flatten(1)).all(dim=1)
+    if bad.any():
+        msg = (
+            f"Input images {bad.nonzero().flatten().tolist()} of the batch hold NaN or infinite values. "
+            "Dapo scores finite images only: check the image files or the transforms that produced them."
+        )
+        raise NonFiniteInputError(msg)
+
+
+def check_layers(name: str, layers: Sequence[int], available: int, minimum: int) -> None:
+    """Raise a ``ValueError`` naming the option unless every layer number lies in ``minimum..available``."""
     if not layers or any(not minimum <= layer <= available for layer in layers):
         msg = (
             f"{name}={list(layers)} does not fit a backbone with {available} layers (allowed: {minimum}..{available})."
@@ -310,7 +385,8 @@ def _check_layers(name: str, layers: Sequence[int], available: int, minimum: int
         raise ValueError(msg)
 
 
-def _embed_dim(clip: CLIP) -> int:
+def embed_dim(clip: CLIP) -> int:
+    """Width of CLIP's joint image-text space."""
     projection = clip.text_projection
     return projection.out_features if isinstance(projection, nn.Linear) else projection.shape[1]
 

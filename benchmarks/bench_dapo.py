@@ -1,0 +1,517 @@
+"""Performance benchmark of Dapo: inference against a plain CLIP image encoder and WinClip, and training memory.
+
+Every comparison is a ratio measured within one run: the compared models run interleaved on the same images,
+in an order rotated each repeat, and the report gives the median over the repeats of the per-repeat ratios.
+Absolute timings depend on the machine and its load and are printed for reference only.
+
+Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the peak resident set size (``VmHWM`` of
+``/proc/self/status``, reset through ``/proc/self/clear_refs``). Each figure comes from a fresh subprocess,
+run on CPU with ``MALLOC_MMAP_THRESHOLD_`` fixed at 64 KiB so that freed tensors leave the resident set at
+once and the high-water mark follows the live tensors. A figure is the total peak and the increase over the
+state just before the measured work (model built, text features cached): the working memory.
+
+Examples::
+
+    python benchmarks/bench_dapo.py --backbone dapo-tiny --image-size 224 --batch-size 8 --images 32
+    python benchmarks/bench_dapo.py --backbone ViT-L-14-336 --image-size 518 --batch-size 1 --images 2
+    python benchmarks/bench_dapo.py --device cuda --dtype bfloat16 --batch-size 8 --images 64
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import open_clip
+import torch
+import torch.nn.functional as F  # noqa: N812
+from anomalib.models.image.winclip.torch_model import WinClipModel
+
+from anomalib_dapo import Dapo
+from anomalib_dapo.backbone import clip as dapo_clip
+from anomalib_dapo.data.dataclasses import TypedImageBatch
+
+VOCABULARY = ("scratch", "dent", "crack", "hole", "contamination")
+"""The defect types scored: K = 5, a typical MVTec AD category."""
+SECOND_VOCABULARY = ("bent", "cut")
+"""Switched to once, to check that the text encoder runs once per vocabulary."""
+STAGES = 4
+"""M: the paper adapts layers 6, 12, 18, 24 of 24; other depths get the same quarters."""
+WINCLIP_SIZE = 240
+"""WinClip's own input resolution (its ViT-B-16-plus-240 backbone)."""
+GPU_BUDGET_GIB = 24.0
+"""The GPU that must hold training of ViT-L-14-336 at 518 px, batch 8, with gradient checkpointing."""
+MIB = 2**20
+PROBE_MARK = "PROBE "
+
+Report = dict[str, Any]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--probe`` is internal: one memory measurement, in a fresh process."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbone", default="ViT-L-14-336", help="OpenCLIP model name, or dapo-tiny")
+    parser.add_argument("--image-size", type=int, default=518)
+    parser.add_argument("--batch-size", type=int, default=1, help="inference batch size")
+    parser.add_argument("--images", type=int, default=4, help="images per timed inference pass")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per model, after one warm-up")
+    parser.add_argument("--train-batch-size", type=int, default=8, help="the training batch reported")
+    parser.add_argument(
+        "--train-measure-batches",
+        type=int,
+        nargs="+",
+        help="training batches actually run (default: the training batch on CUDA, 1 and 2 on CPU); "
+        "the training batch is extrapolated from them when it is not among them",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16", "float16"],
+        help="autocast dtype of the image encoders on CUDA (default: bfloat16 on CUDA, float32 on CPU)",
+    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--winclip", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--train", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd Dapo and encoder")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.cuda = args.device.startswith("cuda")
+    args.dtype = args.dtype or ("bfloat16" if args.cuda else "float32")
+    if not args.cuda and args.dtype != "float32":
+        parser.error("--dtype selects CUDA autocast: Dapo runs in float32 on CPU.")
+    if args.images % args.batch_size:
+        parser.error("--images must be a multiple of --batch-size (equal batches: no recompilation, fair timing).")
+    args.train_measure_batches = sorted(
+        set(args.train_measure_batches or ([args.train_batch_size] if args.cuda else [1, 2]))
+    )
+    return args
+
+
+# ------------------------------------------------------------------------------------------------ models
+
+
+def build_dapo(args: argparse.Namespace, gradient_checkpointing: bool = False) -> Dapo:
+    """Dapo with random backbone weights (speed and memory do not depend on them) and the paper's settings."""
+    # anomalib_dapo registers its tiny config when loading; register it first to read the depths.
+    open_clip.add_model_config(Path(dapo_clip.__file__).parent / "model_configs")
+    config = open_clip.get_model_config(args.backbone)
+    vision_layers, text_layers = config["vision_cfg"]["layers"], config["text_cfg"]["layers"]
+    dapo = Dapo(
+        backbone=args.backbone,
+        pretrained=None,
+        image_size=args.image_size,
+        text_depth=min(12, text_layers),
+        adapter_layers=[vision_layers * stage // STAGES for stage in range(1, STAGES + 1)],
+        gradient_checkpointing=gradient_checkpointing,
+        visualizer=False,
+    )
+    dapo.model.autocast_dtype = None if args.dtype == "float32" else getattr(torch, args.dtype)
+    dapo.use_vocabulary(VOCABULARY)
+    return dapo.to(args.device)
+
+
+def build_winclip(device: str) -> WinClipModel:
+    """The WinClip torch model of anomalib, with random weights.
+
+    WinClipModel asks open_clip for its laion400m weights, a download that fails offline: the factory is
+    patched to build the same architecture without weights.
+    """
+    create = open_clip.create_model_and_transforms
+
+    def without_weights(name: str, pretrained: str | None = None, **kwargs: Any) -> Any:
+        del pretrained
+        return create(name, pretrained=None, **kwargs)
+
+    with mock.patch.object(open_clip, "create_model_and_transforms", without_weights):
+        model = WinClipModel(class_name="object")
+    return model.to(device).eval()
+
+
+def autocast(args: argparse.Namespace) -> AbstractContextManager:
+    """The autocast that DapoModel applies to its image encoder, for the baselines."""
+    if args.dtype == "float32":
+        return nullcontext()
+    return torch.autocast("cuda", dtype=getattr(torch, args.dtype))
+
+
+def make_images(count: int, size: int, device: str, seed: int = 0) -> torch.Tensor:
+    """Normalised-looking random images: the models' cost does not depend on the content."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(count, 3, size, size, generator=generator).to(device)
+
+
+def training_batch(dapo: Dapo, size: int, device: str) -> TypedImageBatch:
+    """Half normal, half anomalous images with random per-pixel types, as a typed datamodule gives."""
+    generator = torch.Generator().manual_seed(1)
+    labels = torch.arange(size) % 2
+    shape = (size, dapo.image_size, dapo.image_size)
+    types = torch.randint(1, len(dapo.model.vocabulary) + 1, shape, generator=generator)
+    return TypedImageBatch(
+        image=make_images(size, dapo.image_size, device),
+        gt_label=labels.to(device),
+        gt_type_mask=(types * labels[:, None, None]).to(device),
+    )
+
+
+def train_step(dapo: Dapo, optimizer: torch.optim.Optimizer, batch: TypedImageBatch) -> None:
+    """One optimisation step through Dapo's own training_step (forward, eq. 9 loss, backward, Adam)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*self.log.*")  # no Trainer attached: logging is a no-op
+        loss = dapo.training_step(batch)["loss"]
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+# ------------------------------------------------------------------------------------------------ timing
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued CUDA work, so that a timing covers it."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Timings:
+    """Seconds per repeat of each run: wall clock, and CPU time of this process (meaningful on CPU only)."""
+
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+    def ratio(self, numerator: str, denominator: str, clock: str = "wall") -> float:
+        """Median of the per-repeat ratios: both sides of a ratio ran back to back, under the same load."""
+        seconds = getattr(self, clock)
+        return statistics.median(a / b for a, b in zip(seconds[numerator], seconds[denominator], strict=True))
+
+    def record(self, report: Report, key: str, numerator: str, denominator: str, cuda: bool) -> float:
+        """Record the wall-clock ratio, and on CPU the CPU-time ratio (steadier on a shared machine)."""
+        report[key] = round(self.ratio(numerator, denominator), 3)
+        if not cuda:
+            report[f"{key}_cpu"] = round(self.ratio(numerator, denominator, "cpu"), 3)
+        return report[key]
+
+
+def interleaved(runs: dict[str, Callable[[], object]], repeats: int, device: str) -> Timings:
+    """Time each run per repeat: one warm-up each, then the runs alternate in a rotating order."""
+    for run in runs.values():
+        run()
+    names = list(runs)
+    timings = Timings({name: [] for name in names}, {name: [] for name in names})
+    for repeat in range(repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            synchronize(device)
+            wall, cpu = time.perf_counter(), time.process_time()
+            runs[name]()
+            synchronize(device)
+            timings.wall[name].append(time.perf_counter() - wall)
+            timings.cpu[name].append(time.process_time() - cpu)
+    return timings
+
+
+def over_batches(model: Callable[[torch.Tensor], object], images: torch.Tensor, batch_size: int) -> Callable:
+    """A run predicting all ``images`` in batches."""
+
+    def run() -> None:
+        with torch.inference_mode():
+            for batch in images.split(batch_size):
+                model(batch)
+
+    return run
+
+
+def inference(args: argparse.Namespace, report: Report) -> None:
+    """Dapo against open_clip's ``encode_image`` of the same CLIP and against WinClip, and the text encoder."""
+    dapo = build_dapo(args)
+    net = dapo.model.eval()
+    calls_before = net.text_encoder_calls
+    images = make_images(args.images, args.image_size, args.device)
+    context = autocast(args)
+
+    def encode_image(batch: torch.Tensor) -> torch.Tensor:
+        with context:
+            return net.clip.encode_image(batch)
+
+    runs = {
+        "dapo": over_batches(net, images, args.batch_size),
+        "encode_image": over_batches(encode_image, images, args.batch_size),
+    }
+    if args.winclip:
+        winclip = build_winclip(args.device)
+        small = F.interpolate(images, size=(WINCLIP_SIZE, WINCLIP_SIZE), mode="bicubic", align_corners=False)
+
+        def run_winclip(batch: torch.Tensor) -> object:
+            with context:
+                return winclip(batch)
+
+        runs["winclip"] = over_batches(run_winclip, small, args.batch_size)
+    if args.compile:
+        compile_start = time.perf_counter()
+        compiled = torch.compile(net)
+        compiled_encoder = torch.compile(encode_image)
+        over_batches(compiled, images[: args.batch_size], args.batch_size)()
+        over_batches(compiled_encoder, images[: args.batch_size], args.batch_size)()
+        report["compile_warmup_s"] = round(time.perf_counter() - compile_start, 1)
+        runs["dapo_compiled"] = over_batches(compiled, images, args.batch_size)
+        runs["encode_image_compiled"] = over_batches(compiled_encoder, images, args.batch_size)
+
+    timings = interleaved(runs, args.repeats, args.device)
+    for name, values in timings.wall.items():
+        report[f"{name}_images_per_s"] = round(args.images / statistics.median(values), 3)
+    ratio = timings.record(report, "dapo_over_encode_image_time", "dapo", "encode_image", args.cuda)
+    report["dapo_over_encode_image_per_repeat"] = [
+        round(a / b, 3) for a, b in zip(timings.wall["dapo"], timings.wall["encode_image"], strict=True)
+    ]
+    report["target_1.15_met"] = ratio <= 1.15
+    if args.winclip:
+        timings.record(report, "dapo_over_winclip_time", "dapo", "winclip", args.cuda)
+        report["winclip_image_size"] = WINCLIP_SIZE
+    if args.compile:
+        timings.record(report, "dapo_compiled_over_eager_time", "dapo_compiled", "dapo", args.cuda)
+        timings.record(
+            report, "dapo_compiled_over_encode_image_compiled_time", "dapo_compiled", "encode_image_compiled", args.cuda
+        )
+
+    dapo_runs = 2 if args.compile else 1
+    predicted = args.images * (args.repeats + 1) * dapo_runs + (args.batch_size if args.compile else 0)
+    calls = net.text_encoder_calls - calls_before
+    dapo.use_vocabulary(SECOND_VOCABULARY)
+    over_batches(net, images[: args.batch_size], args.batch_size)()
+    switched = net.text_encoder_calls - calls_before
+    if (calls, switched) != (1, 2):
+        msg = f"The text encoder ran {calls} times for one vocabulary and {switched} times for two: expected 1 and 2."
+        raise RuntimeError(msg)
+    report["text_encoder_calls"] = f"{calls} for {predicted} predicted images (one vocabulary)"
+    report["text_encoder_calls_two_vocabularies"] = switched
+
+
+def training_time(args: argparse.Namespace, report: Report) -> None:
+    """Step time without and with gradient checkpointing, interleaved, at the smallest measured batch."""
+    batch_size = args.train_measure_batches[0]
+    dapo = build_dapo(args)
+    dapo.model.train()
+    optimizer = dapo.configure_optimizers()
+    batch = training_batch(dapo, batch_size, args.device)
+
+    def step(checkpointing: bool) -> None:
+        dapo.model.gradient_checkpointing = checkpointing
+        train_step(dapo, optimizer, batch)
+
+    runs = {"plain": lambda: step(False), "checkpointing": lambda: step(True)}
+    timings = interleaved(runs, args.repeats, args.device)
+    plain, checkpointed = (statistics.median(timings.wall[name]) for name in ("plain", "checkpointing"))
+    report["train_time_batch"] = batch_size
+    report["train_step_s"] = round(plain, 3)
+    report["train_step_checkpointing_s"] = round(checkpointed, 3)
+    timings.record(report, "train_checkpointing_over_plain_time", "checkpointing", "plain", args.cuda)
+    if batch_size != args.train_batch_size:
+        scale = args.train_batch_size / batch_size
+        for name, value in (("train_step_s", plain), ("train_step_checkpointing_s", checkpointed)):
+            report[f"{name}_batch{args.train_batch_size}"] = f"{value * scale:.1f} (ESTIMATE: linear in the batch)"
+
+
+# ------------------------------------------------------------------------------------------------ memory
+
+
+def _status_bytes(field: str) -> int:
+    """A memory field of /proc/self/status (given in KiB)."""
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+    if match is None:
+        msg = f"/proc/self/status has no {field}: CPU peak memory needs Linux."
+        raise RuntimeError(msg)
+    return int(match.group(1)) * 1024
+
+
+def measure_peak(work: Callable[[], object], device: str) -> dict[str, float]:
+    """Peak memory of ``work``: total, and the increase over the memory in use before it."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        work()
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident set
+        before = _status_bytes("VmRSS")
+        work()
+        peak = _status_bytes("VmHWM")
+    return {"peak_mib": peak / MIB, "working_mib": (peak - before) / MIB}
+
+
+def run_probe(args: argparse.Namespace) -> dict[str, float]:
+    """One memory measurement, the child side of :func:`probe`.
+
+    ``args.probe`` names it: ``dapo``, ``encode_image``, ``winclip`` or ``train:<batch>:<checkpointing 0/1>``.
+    """
+    kind, *options = args.probe.split(":")
+    if kind == "winclip":
+        winclip = build_winclip(args.device)
+        images = make_images(args.batch_size, WINCLIP_SIZE, args.device)
+        with autocast(args):
+            return measure_peak(over_batches(winclip, images, args.batch_size), args.device)
+    checkpointing = kind == "train" and options[1] == "1"
+    dapo = build_dapo(args, gradient_checkpointing=checkpointing)
+    weights = sum(t.numel() * t.element_size() for t in [*dapo.model.parameters(), *dapo.model.buffers()])
+    net = dapo.model
+    if kind == "train":
+        net.train()
+        optimizer = dapo.configure_optimizers()
+        batch = training_batch(dapo, int(options[0]), args.device)
+        result = measure_peak(lambda: train_step(dapo, optimizer, batch), args.device)
+    else:
+        net.eval()
+        with torch.inference_mode():
+            net.states()  # cached once per vocabulary: not part of the per-batch memory
+        images = make_images(args.batch_size, args.image_size, args.device)
+        if kind == "dapo":
+            result = measure_peak(over_batches(net, images, args.batch_size), args.device)
+        else:
+            with autocast(args):
+                result = measure_peak(over_batches(net.clip.encode_image, images, args.batch_size), args.device)
+    return {**result, "weights_mib": weights / MIB}
+
+
+def probe(args: argparse.Namespace, name: str) -> dict[str, float] | str:
+    """Run one memory measurement in a fresh process; a failure (e.g. out of memory) is returned as text."""
+    forwarded = ["--backbone", args.backbone, "--image-size", str(args.image_size)]
+    forwarded += ["--batch-size", str(args.batch_size), "--images", str(args.batch_size)]
+    forwarded += ["--device", args.device, "--dtype", args.dtype]
+    if args.threads:
+        forwarded += ["--threads", str(args.threads)]
+    # A fixed mmap threshold returns freed tensors to the OS at once instead of keeping them in the heap.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    command = [sys.executable, str(Path(__file__).resolve()), *forwarded, "--probe", name]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(PROBE_MARK)]
+    if done.returncode or not lines:
+        return f"failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:] or ''}"
+    return json.loads(lines[-1].removeprefix(PROBE_MARK))
+
+
+def _mib(result: dict[str, float] | str, key: str) -> float | str:
+    return result if isinstance(result, str) else round(result[key], 1)
+
+
+def memory(args: argparse.Namespace, report: Report) -> None:
+    """Peak memory of inference and of a training step, and the training estimate for the GPU budget."""
+    report["memory_method"] = (
+        "torch.cuda.max_memory_allocated, fresh process per figure"
+        if args.cuda
+        else "peak RSS (VmHWM after clear_refs) of a fresh process per figure, MALLOC_MMAP_THRESHOLD_=65536"
+    )
+    inference_runs = ["dapo", "encode_image"] + (["winclip"] if args.winclip else [])
+    results = {name: probe(args, name) for name in inference_runs}
+    for name, result in results.items():
+        report[f"{name}_peak_mib"] = _mib(result, "peak_mib")
+        report[f"{name}_working_mib"] = _mib(result, "working_mib")
+    if not any(isinstance(results[name], str) for name in ("dapo", "encode_image")):
+        ratio = results["dapo"]["working_mib"] / results["encode_image"]["working_mib"]
+        report["dapo_over_encode_image_working_memory"] = round(ratio, 3)
+    if args.train:
+        training_memory(args, report)
+
+
+def training_memory(args: argparse.Namespace, report: Report) -> None:
+    """Training-step peaks at the measured batches; the training batch on the GPU, measured or estimated."""
+    target = args.train_batch_size
+    working: dict[str, float] = {}
+    for checkpointing, label in ((False, "plain"), (True, "checkpointing")):
+        results = {}
+        for batch in args.train_measure_batches:
+            result = probe(args, f"train:{batch}:{int(checkpointing)}")
+            report[f"train_{label}_batch{batch}_peak_mib"] = _mib(result, "peak_mib")
+            report[f"train_{label}_batch{batch}_working_mib"] = _mib(result, "working_mib")
+            if not isinstance(result, str):
+                results[batch] = result
+        if not results:
+            continue
+        key = f"gpu_train_{label}_batch{target}_peak_gib"
+        working[label] = results[max(results)]["working_mib"]
+        if args.cuda and target in results:
+            report[key] = f"{results[target]['peak_mib'] / 1024:.2f} (MEASURED on {report['device']})"
+            continue
+        weights = results[max(results)]["weights_mib"]
+        points = [(batch, result["working_mib"]) for batch, result in results.items()]
+        estimate = (weights + extrapolate(points, target)) / 1024
+        fits = "fits" if estimate <= GPU_BUDGET_GIB else "does NOT fit"
+        report[key] = (
+            f"{estimate:.1f} (ESTIMATE, {fits} {GPU_BUDGET_GIB:.0f} GiB: weights {weights:.0f} MiB + working memory "
+            f"fitted linearly over {args.device} batches {', '.join(map(str, results))}, {args.dtype}, "
+            "CUDA context not included)"
+        )
+    if len(working) == 2:
+        report["train_checkpointing_over_plain_working_memory"] = round(working["checkpointing"] / working["plain"], 3)
+
+
+def extrapolate(points: list[tuple[int, float]], batch: int) -> float:
+    """Working memory at ``batch`` from a line fitted to (batch, MiB) points; one point: proportional."""
+    if len(points) == 1:
+        return points[0][1] * batch / points[0][0]  # no fixed part assumed: an over-estimate
+    slope, intercept = statistics.linear_regression(*zip(*points, strict=True))
+    return intercept + slope * batch
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def machine(args: argparse.Namespace) -> Report:
+    """What the figures were taken on."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    report: Report = {
+        "device": torch.cuda.get_device_name(args.device) if args.cuda else "cpu",
+        "cpu": model.group(1) if model else platform.processor(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+    }
+    config = ("backbone", "image_size", "batch_size", "images", "repeats", "dtype", "train_batch_size")
+    report.update({name: getattr(args, name) for name in config})
+    report["vocabulary_size"] = len(VOCABULARY)
+    return report
+
+
+def print_report(report: Report) -> None:
+    """One ``key: value`` line per figure."""
+    width = max(map(len, report))
+    for key, value in report.items():
+        print(f"{key:<{width}} : {value}")
+
+
+def main(argv: Sequence[str] | None = None) -> Report:
+    """Run the benchmark and print its report (or, with ``--probe``, one memory measurement)."""
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.probe:
+        print(PROBE_MARK + json.dumps(run_probe(args)))
+        return {}
+    report = machine(args)
+    inference(args, report)
+    if args.train:
+        training_time(args, report)
+    if args.memory:
+        memory(args, report)
+    print_report(report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

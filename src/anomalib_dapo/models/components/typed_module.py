@@ -1,0 +1,360 @@
+"""What the plugin's CLIP-prompt models (Dapo, MultiAds) share as anomalib models.
+
+The defect vocabulary per stage, typed batches and their steps, the type metrics, the learned-weights
+checkpoints, CLIP's pre-processing, the post-processor and visualizer, and the few-shot normal references.
+"""
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from anomalib import LearningType
+from anomalib.data import AnomalibDataModule, Batch, PredictDataset
+from anomalib.metrics import AUPR, AUPRO, AUROC, AnomalibMetric, Evaluator, F1Max
+from anomalib.pre_processing import PreProcessor
+from lightning.pytorch.utilities.types import STEP_OUTPUT
+from torch.nn import ModuleList
+from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Resize
+
+from anomalib_dapo import knowledge
+from anomalib_dapo.data.dataclasses import TypedImageBatch
+from anomalib_dapo.data.typed import FolderImages
+from anomalib_dapo.metrics import (
+    MultiLabelF1,
+    MultiLabelPrecision,
+    MultiLabelRecall,
+    TypeAUROC,
+    TypeAveragePrecision,
+    TypeF1Score,
+)
+from anomalib_dapo.models.components.few_shot import reference_images
+from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
+from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
+from anomalib_dapo.visualization import TypeVisualizer
+
+logger = logging.getLogger(__name__)
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+GENERIC_STATE = "anomaly"
+"""The vocabulary when no defect type is known: one abnormal state with no defect words."""
+REFERENCE_BATCH = 8
+"""Reference images encoded per pass when the few-shot memory is built."""
+
+
+class TypedPromptModule:
+    """Mixin of the plugin's anomalib models; list it before ``AnomalibModule``, which must stay a direct base.
+
+    (anomalib finds its models among ``AnomalibModule``'s direct subclasses.) The subclass builds ``self.model``
+    (a torch model with ``set_vocabulary``, ``encode_image``, ``compute`` and a ``references`` memory) and
+    ``self.learned`` (its :class:`~anomalib_dapo.models.dapo.checkpoint.LearnedWeights`), calls
+    :meth:`set_options` in its ``__init__``, and defines ``use_vocabulary`` and ``training_loss``.
+    """
+
+    image_size: int
+
+    def set_options(
+        self,
+        weights: str | None,
+        defect_types: Sequence[str] | None,
+        product_filter: bool,
+        object_agnostic: bool,
+        k_shot: int,
+        few_shot_source: Path | str | None,
+        learning_rate: float,
+    ) -> None:
+        """Check and keep the options every model of the plugin has (see ``Dapo``'s arguments)."""
+        if object_agnostic and defect_types is not None:
+            msg = "object_agnostic scores the single generic anomaly state: pass no defect_types with it."
+            raise ValueError(msg)
+        if k_shot < 0:
+            msg = f"k_shot must be 0 (zero-shot) or a number of normal reference images, got {k_shot}."
+            raise ValueError(msg)
+        self.weights = weights
+        self.user_defect_types = knowledge.validate_defect_list(defect_types) if defect_types is not None else None
+        self.product_filter = product_filter
+        self.object_agnostic = object_agnostic
+        self.k_shot = k_shot
+        self.few_shot_source = Path(few_shot_source) if few_shot_source is not None else None
+        self.learning_rate = learning_rate
+
+    def load_weights(self, path: str) -> None:
+        """Load learned prompts and adapters, and the calibration (thresholds, normalisation) of their training run.
+
+        The calibration is a fallback for data without labels (``anomalib predict`` on a folder): anomalib
+        recalibrates zero-shot models on the target's validation data whenever there is some.
+        """
+        state = self.learned.load_file(path)
+        if self.post_processor is not None:
+            prefix = "post_processor."
+            calibration = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+            self.post_processor.load_state_dict(calibration, strict=False)
+
+    # ------------------------------------------------------------------ vocabulary
+
+    def _datamodule(self) -> AnomalibDataModule | None:
+        return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+
+    def resolve_vocabulary(self, stage: str | None = None) -> tuple[str, ...]:
+        """The defect types to score: the user's, else the datamodule's, else the knowledge base's, else generic.
+
+        During ``fit`` the training vocabulary of the datamodule (``train_defect_types``) is used. In the
+        object-agnostic mode it is always the generic state.
+        """
+        if self.object_agnostic:
+            return (GENERIC_STATE,)
+        if self.user_defect_types is not None and stage != "fit":
+            return self.user_defect_types
+        datamodule = self._datamodule()
+        if stage == "fit":
+            types = getattr(datamodule, "train_defect_types", None) or getattr(datamodule, "defect_types", None)
+            if not types:
+                msg = (
+                    f"Training {type(self).__name__} needs images with per-pixel defect types: use a typed "
+                    "datamodule such as anomalib_dapo.data.CrossDataset, TypedMVTecAD or SyntheticDefects "
+                    "(or object_agnostic=True, which learns from binary masks)."
+                )
+                raise ValueError(msg)
+            return tuple(types)
+        if datamodule is None:
+            return (GENERIC_STATE,)
+        if types := getattr(datamodule, "defect_types", None):
+            return tuple(types)
+        try:
+            dataset = knowledge.resolve_dataset(datamodule.name)
+            return knowledge.vocabulary(dataset, datamodule.category if self.product_filter else None)
+        except knowledge.KnowledgeBaseError:
+            logger.info("No defect vocabulary known for %s; scoring the generic anomaly state.", datamodule.name)
+            return (GENERIC_STATE,)
+
+    @staticmethod
+    def defect_words(defect_types: Sequence[str]) -> list[str]:
+        """Prompt words of each defect type; the generic state has none."""
+        return ["" if name == GENERIC_STATE else knowledge.prompt_words(name) for name in defect_types]
+
+    def setup(self, stage: str) -> None:
+        """Pick the vocabulary for the stage, size the type metrics for it, and collate typed batches."""
+        self.train_vocabulary = self.resolve_vocabulary("fit") if stage == "fit" else ()
+        self.eval_vocabulary = self.resolve_vocabulary("test" if stage == "fit" else stage)
+        self.use_vocabulary(self.eval_vocabulary)
+        if self.evaluator is not None:
+            binary = [metric for metric in self.evaluator.test_metrics if not isinstance(metric, _TYPE_METRICS)]
+            self.evaluator.test_metrics = ModuleList(binary + type_metrics(len(self.eval_vocabulary)))
+        datamodule = self._datamodule()
+        if isinstance(datamodule, AnomalibDataModule) and datamodule.external_collate_fn is None:
+            # anomalib's own datasets collate into ImageBatch, which drops the type outputs of the steps.
+            datamodule.external_collate_fn = TypedImageBatch.collate
+
+    def on_train_epoch_start(self) -> None:
+        """Train on the source vocabulary."""
+        self.use_vocabulary(self.train_vocabulary)
+
+    def on_validation_epoch_start(self) -> None:
+        """Validate on the target vocabulary, with references from the current weights when few-shot."""
+        self.use_vocabulary(self.eval_vocabulary)
+        self.collect_references()
+
+    def on_test_epoch_start(self) -> None:
+        """Build the few-shot references from the current weights."""
+        self.collect_references()
+
+    def on_predict_start(self) -> None:
+        """Read the image folder of ``anomalib predict --data <folder>`` with the plugin's reader.
+
+        anomalib's engine wraps a folder in its ``PredictDataset``, whose reader clips 16-bit images to white;
+        :class:`~anomalib_dapo.data.typed.FolderImages` is the same dataset with a reader that scales them.
+        """
+        loaders = self.trainer.predict_dataloaders
+        for loader in loaders if isinstance(loaders, list | tuple) else [loaders]:
+            if type(getattr(loader, "dataset", None)) is PredictDataset:
+                loader.dataset.__class__ = FolderImages
+
+    def on_predict_epoch_start(self) -> None:
+        """Build the few-shot references from the current weights."""
+        self.collect_references()
+
+    # ------------------------------------------------------------------ few-shot references
+
+    def collect_references(self) -> None:
+        """Fill the model's reference memory with the patches of ``k_shot`` normal images (MultiADS §4.2.3).
+
+        The images come from ``few_shot_source`` when given, else from the datamodule's train split (normal
+        images; a ``CrossDataset`` trains on another dataset, so give it ``few_shot_source``). Rebuilt at
+        each evaluation start, since the adapted patches depend on the weights. Nothing happens when zero-shot.
+        """
+        if not self.k_shot:
+            return
+        datamodule = self._datamodule()
+        images = reference_images(
+            self.k_shot,
+            self.few_shot_source,
+            getattr(datamodule, "train_data", None),
+            self.pre_processor.transform if self.pre_processor else None,
+        )
+        with torch.no_grad():
+            patches = [self.model.encode_image(chunk.to(self.device))[1] for chunk in images.split(REFERENCE_BATCH)]
+        self.model.references.store(torch.cat(patches, dim=1))
+        logger.info("%s compares each image with %d normal references.", type(self).__name__, self.k_shot)
+
+    # ------------------------------------------------------------------ steps
+
+    def training_type_mask(self, batch: Batch) -> torch.Tensor:
+        """The integer type mask ``Y`` of a training batch; object-agnostic, the binary mask (the one state)."""
+        type_mask = getattr(batch, "gt_type_mask", None)
+        if self.object_agnostic:
+            mask = batch.gt_mask if type_mask is None else type_mask
+            if mask is None:
+                msg = f"{type(self).__name__} trains on anomalous images with masks ('gt_mask')."
+                raise ValueError(msg)
+            return (mask > 0).long()
+        if type_mask is None:
+            msg = (
+                f"{type(self).__name__} trains on batches with 'gt_type_mask': use a typed datamodule "
+                "(see anomalib_dapo.data), or object_agnostic=True to learn from binary masks."
+            )
+            raise ValueError(msg)
+        return type_mask
+
+    def training_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
+        """The model's training loss on a batch of images with type masks."""
+        del args, kwargs
+        loss = self.training_loss(batch, self.training_type_mask(batch))
+        # sync_dist: under DDP the epoch loss is the mean over all processes, not rank 0's alone.
+        self.log(
+            "train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch.image), sync_dist=True
+        )
+        return {"loss": loss}
+
+    def _predict(self, batch: Batch) -> TypedImageBatch:
+        batch = TypedImageBatch.from_batch(batch)
+        if self.object_agnostic and batch.gt_type_mask is not None:
+            batch.update(gt_type_mask=(batch.gt_type_mask > 0).long())  # scored against the one generic state
+        return batch.update(**self.model(batch.image)._asdict())
+
+    def validation_step(self, batch: Batch, *args, **kwargs) -> STEP_OUTPUT:
+        """Predict on the target data (anomalib calibrates thresholds and normalisation on it)."""
+        del args, kwargs
+        return self._predict(batch)
+
+    def test_step(self, batch: Batch, batch_idx: int, *args, **kwargs) -> STEP_OUTPUT:
+        """Zero- or few-shot prediction with the type outputs."""
+        del args, kwargs, batch_idx
+        return self._predict(batch)
+
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> STEP_OUTPUT:
+        """Zero- or few-shot prediction with the type outputs."""
+        del batch_idx, dataloader_idx
+        return self._predict(batch)
+
+    def val_dataloader(self) -> list:
+        """No validation data of the model's own.
+
+        anomalib's ``Engine.predict`` validates zero-shot models before predicting even when it was given only
+        an image folder; with nothing to validate on, the model keeps the calibration loaded with its weights.
+        A datamodule's validation data, whenever given, takes precedence over this.
+        """
+        return []
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over the learned parameters (prompts and adapters), the only ones with gradients."""
+        return torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.learning_rate)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the learned parameters and what rebuilds the model; never the frozen CLIP weights."""
+        super().on_save_checkpoint(checkpoint)
+        self.learned.strip(checkpoint)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Check the checkpoint fits this model and put the frozen CLIP weights back before loading."""
+        super().on_load_checkpoint(checkpoint)
+        self.learned.restore(checkpoint)
+
+    # ------------------------------------------------------------------ anomalib contract
+
+    @property
+    def learning_type(self) -> LearningType:
+        """Zero-shot (few-shot with ``k_shot`` references) once learned weights are given, else trainable.
+
+        anomalib 2.7 only trains ``ONE_CLASS`` models (it merely validates zero- and few-shot ones), so the
+        training phase, which learns from labelled anomalies, presents itself as ``ONE_CLASS``.
+        """
+        if not self.weights:
+            return LearningType.ONE_CLASS
+        return LearningType.FEW_SHOT if self.k_shot else LearningType.ZERO_SHOT
+
+    @classmethod
+    def checkpoint_safe_globals(cls) -> Sequence[Any]:
+        """The plugin's enums stored in the hyper-parameters, for ``weights_only`` loading."""
+        return SAFE_GLOBALS
+
+    @property
+    def trainer_arguments(self) -> dict[str, Any]:
+        """No sanity validation: the vocabulary is set up with the first epoch."""
+        return {"num_sanity_val_steps": 0}
+
+    def configure_pre_processor(self, image_size: tuple[int, int] | None = None) -> PreProcessor:
+        """Resize to the model's resolution and normalise with CLIP's statistics."""
+        size = image_size or (self.image_size, self.image_size)
+        return PreProcessor(
+            transform=Compose(
+                [
+                    Resize(size, antialias=True, interpolation=InterpolationMode.BICUBIC),
+                    Normalize(mean=CLIP_MEAN, std=CLIP_STD),
+                ]
+            ),
+        )
+
+    @staticmethod
+    def configure_post_processor() -> DapoPostProcessor:
+        """Anomalib's post-processing, keeping the defect-type outputs in exported graphs."""
+        return DapoPostProcessor()
+
+    @staticmethod
+    def configure_evaluator() -> Evaluator:
+        """Binary metrics: image AUROC, AP, F1-max; pixel AUROC, AUPRO, F1-max (anomalib's own)."""
+        image = [
+            AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
+            AUPR(fields=["pred_score", "gt_label"], prefix="image_"),
+            F1Max(fields=["pred_score", "gt_label"], prefix="image_"),
+        ]
+        pixel = [
+            AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+            AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+            F1Max(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+        ]
+        return Evaluator(test_metrics=image + pixel)
+
+    @classmethod
+    def configure_visualizer(cls) -> TypeVisualizer:
+        """Anomalib's pictures plus the ground-truth and predicted defect types coloured in, with a legend."""
+        return TypeVisualizer()
+
+
+_TYPE_METRICS = (TypeAUROC, TypeAveragePrecision, TypeF1Score, MultiLabelPrecision, MultiLabelRecall, MultiLabelF1)
+
+
+def type_metrics(num_types: int) -> list[AnomalibMetric]:
+    """Multi-type metrics for ``num_types`` defect types, computed where the data has ``gt_type_mask``.
+
+    Pixel AUROC, AP and F1 macro over the ``K + 1`` states (paper §5.3) and image-level multi-label
+    precision, recall and F1 of eq. 11 (appendix 11.6). With a single type (e.g. the generic "anomaly" state)
+    the multi-label metrics are left out: torchmetrics needs two labels, and one label is the binary task.
+    """
+    states = num_types + 1
+    pixel = [
+        TypeAUROC(num_classes=states, prefix="pixel_", strict=False),
+        TypeAveragePrecision(num_classes=states, prefix="pixel_", strict=False),
+        TypeF1Score(num_classes=states, prefix="pixel_", strict=False),
+    ]
+    if num_types < 2:
+        return pixel
+    return [
+        *pixel,
+        MultiLabelPrecision(num_labels=num_types, prefix="image_", strict=False),
+        MultiLabelRecall(num_labels=num_types, prefix="image_", strict=False),
+        MultiLabelF1(num_labels=num_types, prefix="image_", strict=False),
+    ]

@@ -1,0 +1,140 @@
+"""MultiADS' network: a frozen CLIP, hand-crafted defect-aware prompt ensembles and linear stage adapters (§4)."""
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from open_clip.model import CLIP
+from torch import nn
+
+from anomalib_dapo.data.dataclasses import TypedInferenceBatch
+from anomalib_dapo.models.components.few_shot import ReferenceMemory
+from anomalib_dapo.models.dapo.torch_model import (
+    ImageScore,
+    StageAdapters,
+    check_layers,
+    embed_dim,
+    similarity_maps,
+    typed_predictions,
+)
+from anomalib_dapo.models.multiads.prompts import OBJECT_WORD, state_prompts
+
+
+class MultiAdsForward(NamedTuple):
+    """What one pass computes before the inference or training heads."""
+
+    image: torch.Tensor
+    """The unit global image embedding ``z^x``, ``(B, D)``."""
+    patches: torch.Tensor
+    """Adapted patch embeddings ``z^p_i``, ``(M, B, P, D)``."""
+    stage_probs: torch.Tensor
+    """``S_i`` at patch resolution, ``(B, M, K + 1, h, w)``."""
+
+
+class MultiAdsModel(nn.Module):
+    """The MultiADS network on a frozen OpenCLIP model: only the ``M`` linear adapters learn.
+
+    The state embeddings are fixed text: they are encoded once per vocabulary and object name, and the text
+    encoder never runs per batch.
+
+    Args:
+        clip: The frozen OpenCLIP model.
+        tokenizer: Its tokenizer.
+        adapter_layers: 1-based, increasing encoder layers whose patch tokens are adapted (6, 12, 18, 24).
+        temperature: ``τ`` of the similarities (0.07).
+        image_score: Image score formation (``fusion``: the mean of ``a_x`` and the map maximum, §4.2.2).
+
+    """
+
+    def __init__(
+        self,
+        clip: CLIP,
+        tokenizer: nn.Module,
+        adapter_layers: Sequence[int] = (6, 12, 18, 24),
+        temperature: float = 0.07,
+        image_score: ImageScore | str = ImageScore.FUSION,
+    ) -> None:
+        super().__init__()
+        check_layers("adapter_layers", adapter_layers, len(clip.visual.transformer.resblocks), minimum=1)
+        if list(adapter_layers) != sorted(set(adapter_layers)):
+            msg = f"adapter_layers={list(adapter_layers)} must be increasing, e.g. [6, 12, 18, 24]."
+            raise ValueError(msg)
+        self.clip = clip.requires_grad_(False).eval()
+        self.tokenizer = tokenizer
+        self.adapter_layers = tuple(adapter_layers)
+        self.temperature = temperature
+        self.image_score = ImageScore(image_score)
+        self.adapters = StageAdapters(len(self.adapter_layers), clip.visual.transformer.width, embed_dim(clip))
+        self.references = ReferenceMemory()
+        self.register_buffer("states", torch.empty(0), persistent=False)
+        self.vocabulary: tuple[str, ...] = ()
+        self.object_name = OBJECT_WORD
+        self.text_encoder_calls = 0
+
+    def set_vocabulary(
+        self,
+        defect_types: Sequence[str],
+        defect_words: Sequence[str],
+        object_name: str = OBJECT_WORD,
+    ) -> None:
+        """Score the ``K`` defect states of ``defect_types`` (type ``k`` ↔ ``defect_types[k - 1]``) on ``object_name``.
+
+        Encodes the prompt ensembles: each state embedding is the mean of its prompts' unit text features (§4.1.1).
+        """
+        if (tuple(defect_types), object_name) == (self.vocabulary, self.object_name) and self.states.numel():
+            return
+        self.text_encoder_calls += 1
+        ensembles = state_prompts(defect_words, object_name)
+        device = self.clip.token_embedding.weight.device
+        tokens = self.tokenizer([text for ensemble in ensembles for text in ensemble]).to(device)
+        with torch.no_grad():
+            features = self.clip.encode_text(tokens, normalize=True)
+        self.states = features.unflatten(0, (len(ensembles), -1)).mean(dim=1)
+        self.vocabulary, self.object_name = tuple(defect_types), object_name
+
+    def train(self, mode: bool = True) -> "MultiAdsModel":
+        """Switch mode; the frozen CLIP stays in eval mode."""
+        super().train(mode)
+        self.clip.eval()
+        return self
+
+    def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The global embedding ``z^x`` ``(B, D)`` and adapted patch embeddings ``z^p_i`` ``(M, B, P, D)`` (§4.1.2)."""
+        with torch.no_grad():  # the encoder is frozen: only the adapters need a graph
+            outputs = self.clip.visual.forward_intermediates(
+                images,
+                indices=[layer - 1 for layer in self.adapter_layers],
+                normalize_intermediates=True,
+                output_fmt="NLC",
+            )
+        return outputs["image_features"], self.adapters(torch.stack(outputs["image_intermediates"]))
+
+    def compute(self, images: torch.Tensor) -> MultiAdsForward:
+        """Image–text similarities shared by training and inference."""
+        if not self.states.numel():
+            msg = "No vocabulary set: call set_vocabulary(defect_types, defect_words) first."
+            raise RuntimeError(msg)
+        image, patches = self.encode_image(images)
+        return MultiAdsForward(
+            image=F.normalize(image, dim=-1),
+            patches=patches,
+            stage_probs=similarity_maps(patches, self.states, self.temperature),
+        )
+
+    def forward(self, images: torch.Tensor) -> MultiAdsForward | TypedInferenceBatch:
+        """Similarities in training mode; anomalib's inference fields plus the type outputs in eval mode."""
+        outputs = self.compute(images)
+        if self.training:
+            return outputs
+        # a_x: 1 − the normal state's share of the softmax over the K + 1 global similarities (§4.2).
+        global_cos = outputs.image @ F.normalize(self.states, dim=-1).T
+        global_score = 1 - (global_cos / self.temperature).softmax(dim=-1)[:, 0]
+        return typed_predictions(
+            outputs.stage_probs,
+            global_score,
+            (global_cos[:, 1:] - global_cos[:, :1]) / self.temperature,
+            images.shape[-2:],
+            self.image_score,
+            self.references(outputs.patches),
+        )

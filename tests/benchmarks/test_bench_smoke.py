@@ -1,0 +1,54 @@
+"""Smoke test of benchmarks/bench_dapo.py: it runs end to end on the tiny CLIP and reports every figure.
+
+Correctness only: no timing is asserted (the machine running the tests is shared and its load unknown).
+"""
+
+import importlib.util
+from pathlib import Path
+
+BENCH = Path(__file__).parents[2] / "benchmarks" / "bench_dapo.py"
+
+KEYS = [
+    "device",
+    "cpu",
+    "torch",
+    "dapo_images_per_s",
+    "encode_image_images_per_s",
+    "dapo_over_encode_image_time",
+    "target_1.15_met",
+    "text_encoder_calls",
+    "text_encoder_calls_two_vocabularies",
+    "train_step_s",
+    "train_step_checkpointing_s",
+    "train_checkpointing_over_plain_time",
+    "memory_method",
+    "dapo_peak_mib",
+    "dapo_working_mib",
+    "encode_image_peak_mib",
+    "dapo_over_encode_image_working_memory",
+    "train_plain_batch1_peak_mib",
+    "train_checkpointing_batch1_peak_mib",
+    "gpu_train_plain_batch2_peak_gib",
+    "gpu_train_checkpointing_batch2_peak_gib",
+]
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_dapo", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_reports_every_figure_and_one_text_encoder_run(capsys):
+    # WinClip is left out: its ViT-B-16-plus-240 takes about a minute per image pair on a small CPU.
+    argv = ["--backbone", "dapo-tiny", "--image-size", "64", "--batch-size", "2", "--images", "2", "--repeats", "1"]
+    argv += ["--device", "cpu", "--no-winclip", "--train-batch-size", "2", "--train-measure-batches", "1"]
+    report = _load_bench().main(argv)
+    lines = [line.partition(" : ") for line in capsys.readouterr().out.splitlines()]
+    printed = {key.strip(): value for key, _, value in lines}
+    assert [key for key in KEYS if key not in printed] == []
+    assert report["text_encoder_calls"].startswith("1 for 4 predicted images")
+    assert printed["text_encoder_calls_two_vocabularies"] == "2"
+    assert "ESTIMATE" in printed["gpu_train_checkpointing_batch2_peak_gib"]
+    assert not any(printed[key].startswith("failed") for key in KEYS)

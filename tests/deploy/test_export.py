@@ -1,0 +1,259 @@
+"""Exports of a learned Dapo: fixed vocabulary, no text side, parity with PyTorch, re-targeting, metadata.
+
+Tolerances (float32 everywhere, OpenVINO with ``INFERENCE_PRECISION_HINT=f32``): float outputs within
+``ATOL``; labels and masks equal except where the reference value is within ``EPS`` of the threshold; type
+masks equal except where the reference's two most probable states are within ``EPS`` of each other.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import open_clip
+import pytest
+import torch
+from anomalib.deploy import ExportType
+from anomalib.engine import Engine
+from lightning.pytorch import Trainer
+from PIL import Image
+
+from anomalib_dapo import Dapo
+from anomalib_dapo.backbone.clip import _register_tiny_config
+from anomalib_dapo.deploy import (
+    METADATA_KEY,
+    DapoOpenVINOInferencer,
+    DapoTorchInferencer,
+    NotADapoExportError,
+    TextSideRemovedError,
+    VocabularyMismatchError,
+)
+
+TINY = {
+    "backbone": "dapo-tiny",
+    "image_size": 64,
+    "text_depth": 4,
+    "adapter_layers": [2, 4],
+    "num_prompts": 2,
+    "visualizer": False,
+}
+ATOL = 1e-4
+EPS = 1e-4
+OUTPUTS = ["pred_score", "pred_label", "anomaly_map", "pred_mask", "pred_type_map", "pred_type_mask", "pred_type_probs"]
+F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    """A tiny CLIP weights file (so that other processes build the same backbone) and a learned checkpoint."""
+    root = tmp_path_factory.mktemp("assets")
+    _register_tiny_config()
+    torch.manual_seed(0)
+    clip_file = root / "tiny_clip.pt"
+    torch.save(open_clip.create_model("dapo-tiny", force_image_size=64).state_dict(), clip_file)
+    model = Dapo(pretrained=str(clip_file), **TINY)
+    with torch.no_grad():  # learned values that differ from the initialisation
+        model.model.adapters.weight.add_(0.05 * torch.randn_like(model.model.adapters.weight))
+    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(root / "learned.ckpt")
+    return {"clip": clip_file, "weights": root / "learned.ckpt"}
+
+
+def learned(assets: dict[str, Path], defect_types: list[str] | None) -> Dapo:
+    return Dapo(pretrained=str(assets["clip"]), weights=str(assets["weights"]), defect_types=defect_types, **TINY)
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+
+
+def reference(model: Dapo, images: torch.Tensor) -> dict[str, np.ndarray]:
+    """The PyTorch outputs for the vocabulary the model would be exported with."""
+    model.use_vocabulary(model.resolve_vocabulary("predict"))
+    model.eval()
+    with torch.no_grad():
+        return {name: value.numpy() for name, value in model(images)._asdict().items()}
+
+
+def assert_parity(got: dict[str, np.ndarray], ref: dict[str, np.ndarray], threshold: float = 0.5) -> None:
+    for name in ("pred_score", "anomaly_map", "pred_type_map", "pred_type_probs"):
+        np.testing.assert_allclose(got[name].reshape(ref[name].shape), ref[name], atol=ATOL, err_msg=name)
+    for name, values in (("pred_label", "pred_score"), ("pred_mask", "anomaly_map")):
+        differs = got[name].reshape(ref[name].shape) != ref[name]
+        assert np.all(np.abs(ref[values][differs] - threshold) < EPS), name
+    top2 = np.sort(ref["pred_type_map"], axis=1)[:, -2:]
+    differs = got["pred_type_mask"].reshape(ref["pred_type_mask"].shape) != ref["pred_type_mask"]
+    assert np.all((top2[:, 1] - top2[:, 0])[differs] < EPS)
+
+
+@pytest.fixture(scope="module")
+def onnx_export(assets, tmp_path_factory) -> tuple[Dapo, Path]:
+    model = learned(assets, ["scratch", "hole"])
+    return model, model.to_onnx(tmp_path_factory.mktemp("onnx"))
+
+
+def test_onnx_graph_holds_fixed_states_and_no_text_encoder(onnx_export):
+    model, path = onnx_export
+    graph = onnx.load(str(path), load_external_data=False).graph
+    assert [output.name for output in graph.output] == OUTPUTS
+    table = model.model.clip.token_embedding.weight  # the live model got its text side back
+    shapes = [list(tensor.dims) for tensor in graph.initializer]
+    assert list(table.shape) not in shapes
+    assert sum(int(np.prod(shape)) for shape in shapes) < table.numel() / 5
+    exported_bytes = path.stat().st_size + path.with_name(path.name + ".data").stat().st_size
+    assert exported_bytes < table.numel() * table.element_size() / 5
+
+
+def test_onnx_runtime_matches_pytorch(onnx_export, images):
+    model, path = onnx_export
+    session = ort.InferenceSession(str(path))
+    assert json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY]) == {
+        "defect_types": ["scratch", "hole"],
+        "backbone": "dapo-tiny",
+        "image_size": 64,
+    }
+    for batch in (images, torch.rand(1, 3, 80, 72)):  # dynamic batch and size: the graph resizes to 64
+        got = dict(zip(OUTPUTS, session.run(OUTPUTS, {"input": batch.numpy()}), strict=True))
+        assert_parity(got, reference(model, batch))
+        assert got["pred_type_map"].shape == (len(batch), 3, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def openvino_export(assets, tmp_path_factory) -> Path:
+    """``Engine.export`` (what ``anomalib export`` runs) to OpenVINO for another vocabulary, with no datamodule."""
+    root = tmp_path_factory.mktemp("openvino")
+    engine = Engine(default_root_dir=root, logger=False)
+    return engine.export(learned(assets, ["crack"]), ExportType.OPENVINO, export_root=root)
+
+
+def test_openvino_export_matches_pytorch(openvino_export, assets, images, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes a cache folder in the working directory
+    inferencer = DapoOpenVINOInferencer(openvino_export, device="CPU", config=F32, defect_types=[" Crack"])
+    assert inferencer.defect_types == ("crack",)
+    assert inferencer.metadata == {"defect_types": ["crack"], "backbone": "dapo-tiny", "image_size": 64}
+    for batch in (images, torch.rand(1, 3, 80, 72)):
+        prediction = inferencer.predict(batch)
+        got = {name: getattr(prediction, name) for name in OUTPUTS}
+        assert_parity(got, reference(learned(assets, ["crack"]), batch))
+
+
+def test_exporting_another_vocabulary_retargets_the_model(onnx_export, openvino_export, images, tmp_path, monkeypatch):
+    """The same learned model exported for [scratch, hole] (ONNX) and then for [crack] (OpenVINO)."""
+    monkeypatch.chdir(tmp_path)
+    session = ort.InferenceSession(str(onnx_export[1]))
+    old = dict(zip(OUTPUTS, session.run(OUTPUTS, {"input": images.numpy()}), strict=True))
+    new = DapoOpenVINOInferencer(openvino_export, device="CPU", config=F32).predict(images)
+    assert old["pred_type_map"].shape == (2, 3, 64, 64)
+    assert new.pred_type_map.shape == (2, 2, 64, 64)
+    assert new.pred_type_probs.shape == (2, 1)
+    assert not np.allclose(old["anomaly_map"].reshape(new.anomaly_map.shape), new.anomaly_map, atol=1e-3)
+
+
+def test_an_exported_vocabulary_cannot_be_swapped(openvino_export, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(VocabularyMismatchError, match=r"\[crack\].*re-export.*--model.defect_types \"\[dent\]\""):
+        DapoOpenVINOInferencer(openvino_export, device="CPU", defect_types=["dent"])
+
+
+def test_a_model_that_is_not_a_dapo_export_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["input"], ["pred_score"])],
+        "other",
+        [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("pred_score", onnx.TensorProto.FLOAT, [1])],
+    )
+    onnx.save(onnx.helper.make_model(graph), tmp_path / "other.onnx")
+    with pytest.raises(NotADapoExportError):
+        DapoOpenVINOInferencer(tmp_path / "other.onnx", device="CPU")
+
+
+def test_torch_export_holds_no_text_side_and_matches(assets, images, tmp_path, monkeypatch):
+    model = learned(assets, ["scratch", "hole"])
+    path = model.to_torch(tmp_path)
+    table = model.model.clip.token_embedding.weight
+    assert path.stat().st_size < table.numel() * table.element_size() / 5
+    assert model.model.prompts.normal_context.requires_grad  # the live model is left as it was
+    monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
+    inferencer = DapoTorchInferencer(path, device="cpu", defect_types=["scratch", "hole"])
+    assert inferencer.defect_types == ("scratch", "hole")
+    got = {name: getattr(inferencer.predict(images), name).numpy() for name in OUTPUTS}
+    assert_parity(got, reference(model, images))
+    with torch.enable_grad():  # gradients on, as in anomalib's own TorchInferencer: still the cached states
+        assert inferencer.model(images).pred_type_map.shape == (2, 3, 64, 64)
+    with pytest.raises(TextSideRemovedError, match="re-export"):
+        inferencer.model.model.set_vocabulary(["dent"], ["dent"])
+    with pytest.raises(VocabularyMismatchError, match="scratch, hole"):
+        DapoTorchInferencer(path, device="cpu", defect_types=["dent"])
+
+
+def test_export_without_defect_types_or_datamodule_scores_the_generic_state(assets, tmp_path, monkeypatch):
+    path = learned(assets, None).to_torch(tmp_path)
+    monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
+    assert DapoTorchInferencer(path, device="cpu").defect_types == ("anomaly",)
+
+
+def test_checkpoint_saved_on_gpu_loads_on_cpu(assets, tmp_path, monkeypatch):
+    """A checkpoint whose tensors are tagged ``cuda:0`` (as written on a GPU) loads on a CPU-only machine."""
+    checkpoint = torch.load(assets["weights"], weights_only=False)
+    path = tmp_path / "gpu.ckpt"
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save(checkpoint, path)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(path, weights_only=False)
+    expected = checkpoint["state_dict"]["model.adapters.weight"]
+    for model in (  # --model.weights, and --ckpt_path (Lightning's loading)
+        Dapo(pretrained=str(assets["clip"]), weights=str(path), **TINY),
+        Dapo.load_from_checkpoint(path),
+    ):
+        assert model.model.adapters.weight.device.type == "cpu"
+        assert torch.equal(model.model.adapters.weight, expected)
+
+
+@pytest.mark.slow
+def test_anomalib_export_console_script(assets, images, tmp_path, monkeypatch):
+    """``anomalib export --model Dapo --model.weights ... --model.defect_types ...`` needs no datamodule."""
+    command = [
+        str(Path(sys.executable).with_name("anomalib")),
+        "export",
+        "--model=Dapo",
+        "--model.backbone=dapo-tiny",
+        f"--model.pretrained={assets['clip']}",
+        "--model.image_size=64",
+        "--model.text_depth=4",
+        "--model.adapter_layers=[2, 4]",
+        "--model.num_prompts=2",
+        f"--model.weights={assets['weights']}",
+        "--model.defect_types=[scratch, dent]",
+        "--export_type=torch",
+        f"--export_root={tmp_path}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
+    inferencer = DapoTorchInferencer(tmp_path / "weights" / "torch" / "model.pt", device="cpu")
+    assert inferencer.defect_types == ("scratch", "dent")
+    got = {name: getattr(inferencer.predict(images), name).numpy() for name in OUTPUTS}
+    assert_parity(got, reference(learned(assets, ["scratch", "dent"]), images))
+
+
+def test_few_shot_export_holds_its_references(assets, images, tmp_path, monkeypatch):
+    folder = tmp_path / "normal"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(folder / "a.png")
+    model = Dapo(
+        pretrained=str(assets["clip"]), weights=str(assets["weights"]), k_shot=1, few_shot_source=folder, **TINY
+    )
+    path = model.to_torch(tmp_path)
+    monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
+    inferencer = DapoTorchInferencer(path, device="cpu")
+    assert inferencer.model.model.references.num_references == 1
+    got = {name: getattr(inferencer.predict(images), name).numpy() for name in OUTPUTS}
+    assert_parity(got, reference(model, images))

@@ -1,0 +1,62 @@
+"""Behaviour shared by the plugin's models (TypedPromptModule): learning type, and the object-agnostic mode."""
+
+import pytest
+import torch
+from anomalib import LearningType
+from anomalib.data import ImageBatch
+from anomalib.engine import Engine
+from lightning.pytorch import Trainer
+
+from anomalib_dapo import Dapo, MultiAds
+from anomalib_dapo.data import SyntheticDefects, TypedImageBatch
+
+
+def test_learning_type_follows_weights_and_k_shot(tiny_kwargs):
+    model = Dapo(**tiny_kwargs)
+    assert model.learning_type == LearningType.ONE_CLASS  # no weights: it trains
+    model.weights = "learned.ckpt"
+    assert model.learning_type == LearningType.ZERO_SHOT
+    model.k_shot = 2
+    assert model.learning_type == LearningType.FEW_SHOT
+
+
+def test_both_models_are_direct_anomalib_modules():
+    from anomalib.models.components import AnomalibModule
+
+    assert {Dapo, MultiAds} <= set(AnomalibModule.__subclasses__())
+
+
+def test_object_agnostic_scores_one_generic_state_whatever_the_data(tiny_kwargs):
+    model = Dapo(object_agnostic=True, **tiny_kwargs)
+    assert model.resolve_vocabulary("fit") == model.resolve_vocabulary("test") == ("anomaly",)
+    with pytest.raises(ValueError, match="no defect_types"):
+        Dapo(object_agnostic=True, defect_types=["scratch"], **tiny_kwargs)
+
+
+def test_object_agnostic_training_targets_are_binary_and_need_no_types(tiny_kwargs):
+    model = Dapo(object_agnostic=True, **tiny_kwargs)
+    image = torch.zeros(2, 3, 8, 8)
+    typed = TypedImageBatch(image=image, gt_type_mask=torch.tensor([0, 3]).view(2, 1, 1).expand(2, 8, 8))
+    assert model.training_type_mask(typed).unique().tolist() == [0, 1]
+    binary = ImageBatch(image=image, gt_mask=torch.ones(2, 8, 8, dtype=torch.bool))
+    assert model.training_type_mask(binary).unique().tolist() == [1]
+    with pytest.raises(ValueError, match="object_agnostic=True"):
+        Dapo(**tiny_kwargs).training_type_mask(binary)
+
+
+def test_object_agnostic_test_run_has_one_type_and_binary_type_metrics(tmp_path, tiny_kwargs):
+    weights = tmp_path / "weights.ckpt"
+    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(Dapo(**tiny_kwargs))
+    trainer.save_checkpoint(weights)
+    model = Dapo(weights=str(weights), object_agnostic=True, **tiny_kwargs)
+    sizes = {"image_size": 64, "n_train": 2, "n_test_good": 2, "n_test_per_defect": 2}
+    datamodule = SyntheticDefects(tmp_path / "data", "disc", **sizes)
+    engine = Engine(default_root_dir=tmp_path / "results", accelerator="cpu", logger=False, enable_progress_bar=False)
+    metrics = engine.test(model, datamodule=datamodule)[0]
+    assert model.model.vocabulary == ("anomaly",)
+    assert "pixel_TypeAUROC" in metrics  # the four disc types scored as the one anomaly state
+    batch = engine.predict(model, datamodule=datamodule, return_predictions=True)[0]
+    assert batch.pred_type_map.shape[1] == 2
+    assert batch.pred_type_probs.shape[1] == 1
+    assert batch.gt_type_mask.max() == 1

@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from anomalib_dapo import MultiAds
+from anomalib_dapo.models.dapo.loss import dice_loss, focal_loss
+from anomalib_dapo.models.multiads.loss import multiads_loss
+
+
+def test_inference_outputs_have_dapos_fields_and_shapes(multiads_kwargs):
+    model = MultiAds(**multiads_kwargs)
+    model.use_vocabulary(("scratch", "hole", "stain"))
+    model.model.eval()
+    with torch.no_grad():
+        out = model.model(torch.randn(2, 3, 64, 64))
+    assert out.pred_score.shape == (2,)
+    assert out.anomaly_map.shape == (2, 1, 64, 64)
+    assert out.pred_type_map.shape == (2, 4, 64, 64)
+    assert torch.allclose(out.pred_type_map.sum(dim=1), torch.ones(2, 64, 64), atol=1e-5)
+    assert torch.equal(out.anomaly_map[:, 0], 1 - out.pred_type_map[:, 0])  # eq. 4
+    assert out.pred_type_probs.shape == (2, 3)
+    assert ((out.pred_score >= 0) & (out.pred_score <= 1)).all()
+
+
+def test_only_the_adapters_learn_and_the_text_encoder_runs_once_per_vocabulary(multiads_kwargs):
+    model = MultiAds(**multiads_kwargs)
+    assert [name for name, p in model.model.named_parameters() if p.requires_grad] == [
+        "adapters.weight",
+        "adapters.bias",
+    ]
+    model.use_vocabulary(("scratch",))
+    model.model.train()
+    outputs = model.model(torch.randn(2, 3, 64, 64))
+    assert outputs.stage_probs.shape == (2, 2, 2, 8, 8)  # B, M, K + 1, h, w
+    outputs.stage_probs[:, :, 1].sum().backward()
+    assert model.model.adapters.weight.grad.abs().sum() > 0
+    for _ in range(3):
+        model.use_vocabulary(("scratch",))
+    assert model.model.text_encoder_calls == 1
+    model.object_name = "disc"  # another product is another set of prompts
+    model.use_vocabulary(("scratch",))
+    assert model.model.text_encoder_calls == 2
+
+
+def test_adapter_layers_must_exist_and_increase(multiads_kwargs):
+    with pytest.raises(ValueError, match="does not fit a backbone with 4 layers"):
+        MultiAds(**{**multiads_kwargs, "adapter_layers": [2, 5]})
+    with pytest.raises(ValueError, match="must be increasing"):
+        MultiAds(**{**multiads_kwargs, "adapter_layers": [4, 2]})
+
+
+def test_loss_is_eq_2_summed_over_stages_by_hand():
+    torch.manual_seed(0)
+    stage_probs = torch.rand(2, 3, 4, 6, 6).softmax(dim=2)  # B, M, K + 1, H, W
+    type_mask = torch.randint(0, 4, (2, 6, 6))
+    expected = sum(
+        focal_loss(stage_probs[:, i], type_mask) + dice_loss(1 - stage_probs[:, i, 0], type_mask > 0) for i in range(3)
+    )
+    assert multiads_loss(stage_probs, type_mask) == pytest.approx(expected.item())

@@ -1,0 +1,126 @@
+"""Dapo in anomalib's benchmark: the stock `anomalib benchmark` command, and `dapo-benchmark` for mixed grids.
+
+A failing benchmark job is only logged (the command still exits 0), so these tests read results.csv.
+"""
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import anomalib.models
+import pandas as pd
+import pytest
+import torch
+import yaml
+from anomalib import LearningType
+from anomalib.models.components import AnomalibModule
+from anomalib.pipelines import Benchmark
+from anomalib.post_processing import PostProcessor
+from jsonargparse import Namespace
+from lightning.pytorch import Trainer
+
+from anomalib_dapo import Dapo
+from anomalib_dapo.data import generate_synthetic_dataset
+from anomalib_dapo.pipelines import DapoBenchmark
+
+CONFIG = Path(__file__).parents[2] / "configs" / "benchmark" / "dapo_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """What `make demo` leaves for configs/benchmark/dapo_tiny.yaml: synthetic data and a tiny Dapo checkpoint."""
+    root = tmp_path_factory.mktemp("bench")
+    model_args = yaml.safe_load(CONFIG.read_text())["benchmark"]["model"]["init_args"]
+    weights = root / model_args.pop("weights")
+    model_args.pop("image_score")
+    generate_synthetic_dataset(
+        root / "datasets/SyntheticDefects/target", categories=["disc"], image_size=64, seed=1, n_test_per_defect=1
+    )
+    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(Dapo(**model_args))
+    weights.parent.mkdir(parents=True)
+    trainer.save_checkpoint(weights)
+    return root
+
+
+def _results(root: Path) -> pd.DataFrame:
+    (path,) = (root / "runs" / "benchmark").glob("*/results.csv")
+    return pd.read_csv(path)
+
+
+def test_stock_anomalib_benchmark_runs_dapo_variants(workspace):
+    anomalib_cli = Path(sys.executable).parent / "anomalib"
+    subprocess.run([str(anomalib_cli), "benchmark", "--config", str(CONFIG)], cwd=workspace, capture_output=True)
+    results = _results(workspace)
+    assert sorted(results["model.init_args.image_score"]) == ["fusion", "global"]
+    assert set(results["data.init_args.category"]) == {"disc"}
+    for metric in ("image_AUROC", "image_AUPR", "pixel_AUROC", "pixel_AUPRO"):
+        assert results[metric].between(0, 1).all(), metric
+
+
+class Brightness(AnomalibModule):
+    """A zero-shot model with no validation data of its own, like WinClip: the anomaly map is the brightness."""
+
+    def __init__(self) -> None:
+        super().__init__(visualizer=False)
+
+    @property
+    def learning_type(self) -> LearningType:
+        return LearningType.ZERO_SHOT
+
+    @property
+    def trainer_arguments(self) -> dict:
+        return {}
+
+    @staticmethod
+    def configure_post_processor() -> PostProcessor:
+        return PostProcessor()
+
+    def configure_optimizers(self) -> None:
+        return None
+
+    def validation_step(self, batch, *args, **kwargs):
+        del args, kwargs
+        anomaly_map = batch.image.mean(dim=1)
+        return batch.update(anomaly_map=anomaly_map, pred_score=torch.amax(anomaly_map, dim=(1, 2)))
+
+    test_step = validation_step
+
+
+@pytest.fixture
+def restored_logging():
+    """The benchmark pipeline points every logger at its log file; give the other tests their handlers back."""
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    handlers = {logger: list(logger.handlers) for logger in loggers}
+    yield
+    logging.captureWarnings(False)
+    for logger in [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]:
+        logger.handlers = handlers.get(logger, [])
+
+
+def test_dapo_benchmark_runs_zero_shot_models_and_mixed_grids(workspace, tmp_path, monkeypatch, restored_logging):
+    config = yaml.safe_load(CONFIG.read_text())
+    dapo = config["benchmark"]["model"]
+    dapo["init_args"]["image_score"] = "global"
+    dapo["init_args"]["weights"] = str(workspace / dapo["init_args"]["weights"])
+    config["benchmark"]["model"] = {"grid": [dapo, {"class_path": "Brightness"}]}
+    config["benchmark"]["data"]["init_args"]["root"] = str(workspace / "datasets/SyntheticDefects/target")
+    (tmp_path / "mixed.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setattr(anomalib.models, "Brightness", Brightness, raising=False)  # names it for get_model
+    args = Namespace(config=str(tmp_path / "mixed.yaml"))
+
+    for folder in ("stock", "ours"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / "stock")
+    Benchmark().run(args)
+    assert list(_results(tmp_path / "stock")["model.class_path"]) == ["Dapo"]  # Brightness's job failed
+
+    monkeypatch.chdir(tmp_path / "ours")
+    DapoBenchmark().run(args)
+    results = _results(tmp_path / "ours").set_index("model.class_path")
+    assert list(results.index) == ["Dapo", "Brightness"]
+    assert results["image_AUROC"].between(0, 1).all()
+    assert results.loc["Brightness", "image_F1Score"] >= 0  # the metrics of each model's own evaluator
+    assert pd.isna(results.loc["Brightness", "image_AUPR"])
+    assert pd.isna(results.loc["Brightness", "model.init_args.weights"])

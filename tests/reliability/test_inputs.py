@@ -1,0 +1,250 @@
+"""Bad and unusual inputs: each gets a clear error that says what to do, or a documented correct behaviour.
+
+docs/reliability.md lists every input tried, with the test that shows it; several live with the code they check
+(tests/data, tests/knowledge, tests/models/dapo) and are only referenced there.
+"""
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from anomalib.engine import Engine
+from PIL import Image
+
+from anomalib_dapo import Dapo
+from anomalib_dapo.data import (
+    CrossDataset,
+    DatasetLayoutError,
+    DatasetNotFoundError,
+    TypedImageBatch,
+    TypedMVTecADDataset,
+    generate_synthetic_dataset,
+)
+from anomalib_dapo.data.typed import ImageReadError, read_rgb_image
+from anomalib_dapo.models.dapo.checkpoint import CheckpointMismatchError
+from anomalib_dapo.models.dapo.torch_model import NonFiniteInputError
+
+TINY = {
+    "backbone": "dapo-tiny",
+    "pretrained": None,
+    "image_size": 64,
+    "text_depth": 4,
+    "adapter_layers": [2, 4],
+    "num_prompts": 2,
+    "visualizer": False,
+}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """A small synthetic dataset in MVTec-AD's layout; tests copy it before changing anything."""
+    return generate_synthetic_dataset(
+        tmp_path_factory.mktemp("inputs") / "data",
+        categories=("disc",),
+        image_size=32,
+        n_train=1,
+        n_test_good=1,
+        n_test_per_defect=1,
+    )
+
+
+def typed_test_split(root: Path) -> TypedMVTecADDataset:
+    return TypedMVTecADDataset(root, "disc", split="test", dataset="synthetic")
+
+
+# ---------------------------------------------------------------- image files
+
+
+@pytest.fixture
+def rgb() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+
+
+def test_image_modes_read_as_rgb(tmp_path, rgb):
+    """Grayscale, palette, RGBA and 16-bit images become float RGB in [0, 1], like their 8-bit RGB twin."""
+    gray = np.asarray(Image.fromarray(rgb).convert("L"))
+    expected_rgb = torch.from_numpy(rgb).permute(2, 0, 1) / 255
+    expected_gray = torch.from_numpy(gray).expand(3, -1, -1) / 255
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "gray16.png")  # 0..255 -> 0..65535
+    Image.fromarray(np.dstack([rgb, np.zeros_like(gray)])).save(tmp_path / "rgba.png")  # fully transparent
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).convert("RGB").save(tmp_path / "quant.png")
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "palette.png")
+    assert cv2.imwrite(str(tmp_path / "rgb16.png"), rgb[..., ::-1].astype(np.uint16) * 257)
+    for name, expected in {"gray.png": expected_gray, "gray16.png": expected_gray, "rgba.png": expected_rgb}.items():
+        image = read_rgb_image(tmp_path / name)
+        assert image.shape == (3, 24, 40)
+        assert image.dtype == torch.float32
+        torch.testing.assert_close(image, expected, msg=name)  # alpha dropped, as anomalib's reader does
+    torch.testing.assert_close(read_rgb_image(tmp_path / "rgb16.png"), expected_rgb, atol=1 / 255, rtol=0)
+    torch.testing.assert_close(read_rgb_image(tmp_path / "palette.png"), read_rgb_image(tmp_path / "quant.png"))
+
+
+def test_16_bit_is_scaled_not_clipped(tmp_path):
+    """A dark 16-bit image stays dark: 8-bit RGB conversion would clip every value above 255 to white."""
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    assert Image.open(tmp_path / "ramp16.png").mode == "I;16"
+    image = read_rgb_image(tmp_path / "ramp16.png")
+    torch.testing.assert_close(image[0], torch.from_numpy(ramp / 65535).float())
+    assert image.mean().item() == pytest.approx(0.5, abs=1e-3)
+
+
+def test_typed_dataset_reads_16_bit_and_grayscale_files(data, tmp_path):
+    root = shutil.copytree(data, tmp_path / "data")
+    good, hole = root / "disc/test/good/000.png", root / "disc/test/hole/000.png"
+    gray = np.asarray(Image.open(good).convert("L"))
+    Image.fromarray(gray.astype(np.uint16) * 257).save(good)
+    Image.open(hole).convert("L").save(hole)
+    items = {Path(item.image_path).parent.name: item for item in typed_test_split(root)}
+    expected = torch.from_numpy(gray).expand(3, -1, -1) / 255
+    torch.testing.assert_close(items["good"].image, expected)
+    assert items["hole"].image.shape == (3, 32, 32)
+    assert items["hole"].gt_type_mask.any()
+
+
+def test_images_of_other_sizes_in_one_batch_keep_their_type_ids(data, tmp_path):
+    """anomalib's collate resizes a mixed batch to its largest image; type masks keep integer ids (nearest)."""
+    root = shutil.copytree(data, tmp_path / "data")
+    for path in (root / "disc/test/hole/000.png", root / "disc/ground_truth/hole/000_mask.png"):
+        Image.open(path).resize((48, 40), Image.Resampling.NEAREST).save(path)
+    items = [*typed_test_split(root)]
+    assert {tuple(item.image.shape[-2:]) for item in items} == {(32, 32), (40, 48)}
+    batch = TypedImageBatch.collate(items)
+    assert batch.image.shape == (len(items), 3, 40, 48)
+    assert batch.gt_type_mask.dtype == torch.int64
+    assert set(batch.gt_type_mask.unique().tolist()) == {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "corrupt, truncated or not an image"),
+        (b"not an image at all", "corrupt, truncated or not an image"),
+        ("truncated", "corrupt, truncated or not an image"),
+        (None, "Image file not found"),
+    ],
+    ids=["empty", "text", "truncated", "missing"],
+)
+def test_unreadable_image_files_are_named(tmp_path, rgb, content, match):
+    path = tmp_path / "bad.png"
+    if content == "truncated":
+        Image.fromarray(rgb).save(path)
+        path.write_bytes(path.read_bytes()[:100])
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=match) as error:
+        read_rgb_image(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_corrupt_file_in_a_dataset_or_a_predicted_folder_is_named(data, tmp_path):
+    root = shutil.copytree(data, tmp_path / "data")
+    broken = root / "disc/test/scratch/000.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    dataset = typed_test_split(root)
+    with pytest.raises(ImageReadError, match="replace or remove it") as error:
+        [dataset[index] for index in range(len(dataset))]
+    assert str(broken) in str(error.value)
+    engine = Engine(logger=False, default_root_dir=tmp_path / "results", accelerator="cpu", devices=1)
+    with pytest.raises(ImageReadError, match=str(broken)):
+        engine.predict(model=Dapo(**TINY), data_path=broken.parent)
+
+
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [([np.nan, 0.5], "NaN or infinite"), ([np.inf, 0.5], "NaN or infinite"), ([2.0, 0.5], r"in \[0, 1\]")],
+)
+def test_float_image_files_must_hold_finite_intensities(tmp_path, values, match):
+    array = np.full((8, 8), 0.25, dtype=np.float32)
+    array[0, :2] = values
+    Image.fromarray(array).save(tmp_path / "float.tiff")
+    with pytest.raises(ImageReadError, match=match):
+        read_rgb_image(tmp_path / "float.tiff")
+
+
+def test_float_image_files_in_unit_range_are_read_as_they_are(tmp_path):
+    array = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(array).save(tmp_path / "float.tiff")
+    torch.testing.assert_close(read_rgb_image(tmp_path / "float.tiff"), torch.from_numpy(array).expand(3, -1, -1))
+
+
+# ---------------------------------------------------------------- tensors
+
+
+@pytest.fixture(scope="module")
+def model() -> Dapo:
+    return Dapo(**TINY).eval()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_pixels_are_refused_before_the_model(model, value):
+    """Eagerly (Engine, TorchInferencer, training) a NaN never becomes a score: the batch is refused.
+
+    Exported graphs cannot raise: there such an image gets a NaN score and an anomalous label (test_flows.py).
+    """
+    images = torch.rand(3, 3, 64, 64)
+    images[2, 1, 10, 10] = value
+    with pytest.raises(NonFiniteInputError, match=r"Input images \[2\]"), torch.no_grad():
+        model(images)
+    with pytest.raises(NonFiniteInputError):
+        model.model.compute(images)  # the training path
+
+
+def test_a_checkpoint_that_is_not_dapos_is_refused(tmp_path):
+    torch.save({"state_dict": {}, "epoch": 3}, tmp_path / "padim.ckpt")
+    with pytest.raises(CheckpointMismatchError, match="not a Dapo checkpoint"):
+        Dapo(weights=str(tmp_path / "padim.ckpt"), **TINY)
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def test_missing_dataset_root_through_the_engine(tmp_path):
+    """The error reaches the user from ``engine.fit`` unchanged: path, expected layout, where to get the data."""
+    missing = tmp_path / "nowhere"
+    engine = Engine(logger=False, default_root_dir=tmp_path / "results", accelerator="cpu", devices=1, max_epochs=1)
+    with pytest.raises(DatasetNotFoundError, match="Expected layout") as error:
+        engine.fit(model=Dapo(**TINY), datamodule=CrossDataset("synthetic", missing, "synthetic", missing, "disc"))
+    assert str(missing) in str(error.value)
+    with pytest.raises(FileNotFoundError, match=str(missing)):  # anomalib's own message for a folder to predict
+        engine.predict(model=Dapo(**TINY), data_path=missing)
+
+
+def test_root_given_one_level_too_deep(data):
+    with pytest.raises(DatasetNotFoundError, match=r"categor.*not found: .*disc") as error:
+        CrossDataset("synthetic", data / "disc", "synthetic", data / "disc", "disc").prepare_data()
+    assert "<root>/<category>/test/{good,<defect>}/*.png" in str(error.value)
+
+
+LAYOUT_PROBLEMS = {
+    "no_test_folder": r"masks without a test image \(4\): hole/000, missing/000",
+    "mask_missing": r"test images without a mask \(1\): hole/000",
+    "unknown_defect_folder": r"Unknown raw defect name 'blob' for synthetic\. Known raw names: hole",
+    "empty_category": "no test images and no masks",
+}
+
+
+@pytest.mark.parametrize("change", LAYOUT_PROBLEMS)
+def test_wrong_layout_names_the_problem(data, tmp_path, change):
+    """anomalib's MVTec-AD reader raises a raw pandas error here; the typed datasets say what is wrong where."""
+    root = shutil.copytree(data, tmp_path / "data")
+    category = root / "disc"
+    if change == "no_test_folder":
+        shutil.rmtree(category / "test")
+    elif change == "mask_missing":
+        (category / "ground_truth/hole/000_mask.png").unlink()
+    elif change == "unknown_defect_folder":
+        for kind, name in (("test", "000.png"), ("ground_truth", "000_mask.png")):
+            shutil.copytree(category / kind / "hole", category / kind / "blob")
+            assert (category / kind / "blob" / name).is_file()
+    else:
+        shutil.rmtree(category)
+        category.mkdir()
+    with pytest.raises(DatasetLayoutError, match=LAYOUT_PROBLEMS[change]) as error:
+        typed_test_split(root)
+    assert str(category) in str(error.value)
+    assert "Expected layout" in str(error.value)
