@@ -46,29 +46,26 @@ class _ThenImportPlugin(Loader):
     def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)
         try:
-            register(module)
+            importlib.import_module(PLUGIN)  # a no-op while the plugin is itself importing anomalib
         except Exception:  # a broken plugin must not break anomalib itself
             logging.getLogger(__name__).exception("anomalib-dapo could not register its models with anomalib.")
 
 
-def register(anomalib_models: ModuleType) -> None:
-    """Import the plugin's models and name them on ``anomalib.models`` too.
+def name_on_anomalib(*models: type) -> None:
+    """Name the plugin's models on ``anomalib.models`` too (called by :mod:`anomalib_dapo.models` once loaded).
 
-    The names are needed by ``get_model`` for dict configs (``{"class_path": "Dapo"}``, the form of
-    ``anomalib benchmark`` configs), which it looks up on ``anomalib.models`` alone; nothing of anomalib's
-    is replaced.
+    ``get_model`` looks dict configs (``{"class_path": "Dapo"}``, the form of ``anomalib benchmark`` configs) up
+    on ``anomalib.models`` alone. Nothing of anomalib's is replaced.
     """
-    plugin = importlib.import_module(PLUGIN)
-    base = anomalib_models.AnomalibModule
-    for name in plugin.__all__:
-        model = getattr(plugin, name)
-        if isinstance(model, type) and issubclass(model, base) and not hasattr(anomalib_models, name):
-            setattr(anomalib_models, name, model)
+    anomalib_models = importlib.import_module(TRIGGER)
+    for model in models:
+        if not hasattr(anomalib_models, model.__name__):
+            setattr(anomalib_models, model.__name__, model)
 
 
 def install() -> None:
     """Register now if anomalib's models are loaded already, else as soon as they are."""
     if TRIGGER in sys.modules:
-        register(sys.modules[TRIGGER])
+        importlib.import_module(PLUGIN)
     elif not any(isinstance(finder, _RegisterAfter) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RegisterAfter())
