@@ -12,9 +12,12 @@ state just before the measured work (model built, text features cached): the wor
 
 Examples::
 
-    python benchmarks/bench_dapo.py --backbone dapo-tiny --image-size 224 --batch-size 8 --images 32
-    python benchmarks/bench_dapo.py --backbone ViT-L-14-336 --image-size 518 --batch-size 1 --images 2
-    python benchmarks/bench_dapo.py --device cuda --dtype bfloat16 --batch-size 8 --images 64
+    python benchmarks/bench_dapo.py --backbone ViT-L-14-336 --image-size 518 --batch-size 1 --images 2 --threads 1
+    python benchmarks/bench_dapo.py --backbone dapo-tiny --image-size 224 --batch-size 8 --images 8 --repeats 25 \
+        --threads 1 --no-winclip --compile --train-measure-batches 8
+    python benchmarks/bench_dapo.py --device cuda --dtype bfloat16 --batch-size 8 --images 64 --compile
+
+docs/performance.md has the figures and what each of them means.
 """
 
 import argparse
@@ -240,10 +243,9 @@ def inference(args: argparse.Namespace, report: Report) -> None:
     net = dapo.model.eval()
     calls_before = net.text_encoder_calls
     images = make_images(args.images, args.image_size, args.device)
-    context = autocast(args)
 
     def encode_image(batch: torch.Tensor) -> torch.Tensor:
-        with context:
+        with autocast(args):
             return net.clip.encode_image(batch)
 
     runs = {
@@ -255,7 +257,7 @@ def inference(args: argparse.Namespace, report: Report) -> None:
         small = F.interpolate(images, size=(WINCLIP_SIZE, WINCLIP_SIZE), mode="bicubic", align_corners=False)
 
         def run_winclip(batch: torch.Tensor) -> object:
-            with context:
+            with autocast(args):
                 return winclip(batch)
 
         runs["winclip"] = over_batches(run_winclip, small, args.batch_size)
