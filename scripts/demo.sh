@@ -29,4 +29,4 @@ anomalib test --config configs/demo.yaml --model.weights "$weights"
 echo ">> anomalib predict: a folder of tile images, with defect types named by text"
 anomalib predict --config configs/demo.yaml --model.weights "$weights" \
   --model.defect_types "[scratch, hole, stain]" --data "$data/target/tile/test/stain"
-echo ">> predictions and defect-type pictures: $(ls -d results/Dapo/*/latest 2>/dev/null | tr '\n' ' ')"
+echo ">> pictures with the defect types: $run/images (test) and results/Dapo/latest/images (predict)"
