@@ -13,16 +13,7 @@ from lightning.pytorch import seed_everything
 
 from anomalib_dapo import Dapo
 from anomalib_dapo.data import CrossDataset, generate_synthetic_dataset
-
-TINY = {
-    "backbone": "dapo-tiny",
-    "pretrained": None,
-    "image_size": 64,
-    "text_depth": 4,
-    "adapter_layers": [2, 4],
-    "num_prompts": 2,
-    "visualizer": False,
-}
+from tiny import TINY
 
 
 @pytest.fixture(scope="module")

@@ -29,15 +29,8 @@ from anomalib_dapo import Dapo
 from anomalib_dapo.backbone.clip import _register_tiny_config
 from anomalib_dapo.data import CrossDataset, TypedImageBatch, generate_synthetic_dataset
 from anomalib_dapo.deploy import DapoOpenVINOInferencer, DapoTorchInferencer
+from tiny import TINY
 
-TINY = {
-    "backbone": "dapo-tiny",
-    "image_size": 64,
-    "text_depth": 4,
-    "adapter_layers": [2, 4],
-    "num_prompts": 2,
-    "visualizer": False,
-}
 CATEGORY = "disc"
 TOL = 1e-4  # anomalib's TORCH_ENGINE_TOL; OpenVINO runs with the f32 precision hint, so the same bound holds
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}

@@ -26,16 +26,7 @@ from anomalib_dapo.data import (
 from anomalib_dapo.data.typed import ImageReadError, read_rgb_image
 from anomalib_dapo.models.dapo.checkpoint import CheckpointMismatchError
 from anomalib_dapo.models.dapo.torch_model import NonFiniteInputError
-
-TINY = {
-    "backbone": "dapo-tiny",
-    "pretrained": None,
-    "image_size": 64,
-    "text_depth": 4,
-    "adapter_layers": [2, 4],
-    "num_prompts": 2,
-    "visualizer": False,
-}
+from tiny import TINY
 
 
 @pytest.fixture(scope="module")
