@@ -29,4 +29,4 @@ anomalib test --config configs/demo.yaml --model.weights "$weights"
 echo ">> anomalib predict: a folder of tile images, with defect types named by text"
 anomalib predict --config configs/demo.yaml --model.weights "$weights" \
   --model.defect_types "[scratch, hole, stain]" --data "$data/target/tile/test/stain"
-echo ">> pictures with the defect types: $run/images (test) and results/Dapo/latest/images (predict)"
+echo ">> pictures with the defect types: $run/images* (one folder per test run) and results/Dapo/latest/images*"

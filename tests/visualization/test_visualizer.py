@@ -15,6 +15,7 @@ from anomalib_dapo.data.dataclasses import TypedImageItem
 from anomalib_dapo.data.synthetic import SyntheticDefects
 from anomalib_dapo.models.dapo.lightning_model import Dapo
 from anomalib_dapo.visualization import TypeVisualizer, type_colour
+from anomalib_dapo.visualization.visualizer import new_picture_folder
 
 PANEL = 256  # anomalib's default field size
 TITLE_BAND = 48  # rows of a panel that may hold its title
@@ -121,6 +122,32 @@ def test_predict_run_on_an_image_folder_saves_predicted_types(tmp_path: Path, ti
         types = _types_in_panel(_panel(picture, -1), _panel(picture, 0), model.visualizer.type_alpha, range(1, 3))
         assert types, "the random tiny model predicts some types"
         assert all(type_colour(index) in _legend_colours(picture) for index in types)
+
+
+def test_a_second_run_writes_new_pictures_and_keeps_the_first(tmp_path: Path, tiny_kwargs: dict):
+    folder = tmp_path / "input"
+    folder.mkdir()
+    Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8)).save(folder / "0.png")
+    model = _tiny_dapo(tiny_kwargs, defect_types=["scratch"])
+    results = tmp_path / "results"
+    first = results / "Dapo" / "latest" / "images" / "input" / "0.png"
+    for run in range(2):
+        engine = Engine(default_root_dir=results, accelerator="cpu", logger=False, enable_progress_bar=False)
+        engine.predict(model, data_path=folder)
+        if run == 0:
+            first_bytes, first_time = first.read_bytes(), first.stat().st_mtime_ns
+    assert (results / "Dapo" / "latest" / "images_2" / "input" / "0.png").is_file()
+    assert first.read_bytes() == first_bytes
+    assert first.stat().st_mtime_ns == first_time
+
+
+def test_a_given_output_folder_is_used_as_anomalib_does(tmp_path: Path):
+    visualizer = TypeVisualizer(output_dir=tmp_path / "mine")
+    assert not visualizer.versioned
+    assert new_picture_folder(tmp_path) == tmp_path / "images"
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images_2").mkdir()
+    assert new_picture_folder(tmp_path) == tmp_path / "images_3"
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])

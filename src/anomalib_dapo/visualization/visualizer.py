@@ -25,8 +25,10 @@ class TypeVisualizer(ImageVisualizer):
 
     Every saved picture is anomalib's row of panels (image, ground truth, anomaly map, predicted mask, as
     configured) with a "Ground Truth Types" and a "Predicted Types" panel appended, each type coloured in over
-    the image, and below the row a legend naming the types present in either panel. Pictures are saved where
-    and under the name anomalib saves them (``<results>/images/...``, mirroring the dataset's folders).
+    the image, and below the row a legend naming the types present in either panel. Pictures are saved under
+    the names anomalib gives them, mirroring the dataset's folders, in ``<results>/images`` for the first run
+    and ``images_2``, ``images_3``, … for later test or predict runs into the same results folder, so that no
+    earlier picture is overwritten (unless ``output_dir`` is given: then there, as anomalib does).
 
     Args:
         vocabulary: Type names (type ``k`` is ``vocabulary[k - 1]``) for pictures made outside a run; at test
@@ -40,6 +42,17 @@ class TypeVisualizer(ImageVisualizer):
         super().__init__(**kwargs)
         self.vocabulary = tuple(vocabulary)
         self.type_alpha = type_alpha
+        self.versioned = self.output_dir is None
+
+    def on_test_start(self, trainer: "Trainer", pl_module: "AnomalibModule") -> None:
+        """Pick a picture folder of this run's own; ``on_predict_start`` lands here too."""
+        del pl_module
+        if self.versioned:
+            self.output_dir = new_picture_folder(Path(trainer.default_root_dir))
+
+    def on_predict_start(self, trainer: "Trainer", pl_module: "AnomalibModule") -> None:
+        """As :meth:`on_test_start`."""
+        self.on_test_start(trainer, pl_module)
 
     def visualize(
         self,
@@ -99,3 +112,12 @@ class TypeVisualizer(ImageVisualizer):
                     category=getattr(datamodule, "category", None),
                 )
                 picture.save(filename)
+
+
+def new_picture_folder(results: Path) -> Path:
+    """``results/images`` if it is not there yet, else the first free ``images_<n>`` (n = 2, 3, …)."""
+    folder, version = results / "images", 1
+    while folder.exists():
+        version += 1
+        folder = results / f"images_{version}"
+    return folder
