@@ -1,5 +1,6 @@
 """Load an OpenCLIP model for DAPO: real weights by tag or local file, or the tiny random architecture."""
 
+import logging
 import zipfile
 from dataclasses import dataclass
 from functools import cache
@@ -9,6 +10,8 @@ import open_clip
 import torch
 from open_clip.model import CLIP
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 TINY_BACKBONE = "dapo-tiny"
 """A 4-layer, 64-wide CLIP with random weights, for tests and the demo only (never chosen silently)."""
@@ -76,6 +79,8 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
     if backbone == TINY_BACKBONE and pretrained and not is_file:
         msg = f"'{TINY_BACKBONE}' has no pretrained weights to download: pass --model.pretrained null or a local file."
         raise BackboneError(msg)
+    if backbone == TINY_BACKBONE and not pretrained:
+        logger.warning("'%s' is a tiny CLIP with RANDOM weights: a test/demo model only.", backbone)
     # open_clip reads TorchScript archives (OpenAI's own format) only without ``weights_only``, which it sets.
     jit_file = is_file and _is_torchscript(Path(pretrained))
     try:

@@ -23,7 +23,7 @@ from anomalib.models.components import AnomalibModule
 from anomalib.visualization import Visualizer
 from torch import nn
 
-from anomalib_dapo.backbone import TINY_BACKBONE, load_clip
+from anomalib_dapo.backbone import load_clip
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
 from anomalib_dapo.deploy.export import EXPORT_OPSET, dapo_metadata, text_side_removed, write_onnx_metadata
 from anomalib_dapo.models.components.typed_module import TypedPromptModule
@@ -119,8 +119,6 @@ class Dapo(TypedPromptModule, AnomalibModule):
             visualizer=visualizer,
         )
         self.set_options(weights, defect_types, product_filter, object_agnostic, k_shot, few_shot_source, learning_rate)
-        if backbone == TINY_BACKBONE:
-            logger.warning("Dapo runs on '%s', a tiny CLIP with RANDOM weights: a test/demo model only.", backbone)
         clip = load_clip(backbone, pretrained, image_size, quick_gelu)
         self.model = DapoModel(
             clip.model,

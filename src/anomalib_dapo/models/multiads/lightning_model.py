@@ -21,7 +21,7 @@ from anomalib.models.components import AnomalibModule
 from anomalib.visualization import Visualizer
 from torch import nn
 
-from anomalib_dapo.backbone import TINY_BACKBONE, load_clip
+from anomalib_dapo.backbone import load_clip
 from anomalib_dapo.models.components.typed_module import TypedPromptModule
 from anomalib_dapo.models.dapo.checkpoint import LearnedWeights
 from anomalib_dapo.models.dapo.torch_model import ImageScore, upsample
@@ -92,8 +92,6 @@ class MultiAds(TypedPromptModule, AnomalibModule):
         self.set_options(weights, defect_types, product_filter, object_agnostic, k_shot, few_shot_source, learning_rate)
         self.class_name = class_name
         self.focal_gamma = focal_gamma
-        if backbone == TINY_BACKBONE:
-            logger.warning("MultiAds runs on '%s', a tiny CLIP with RANDOM weights: a test/demo model only.", backbone)
         clip = load_clip(backbone, pretrained, image_size, quick_gelu)
         self.model = MultiAdsModel(
             clip.model,
