@@ -148,6 +148,11 @@ class CrossDataset(AnomalibDataModule):
         return knowledge.vocabulary(self.target, self.category)
 
     @property
+    def dataset_defect_types(self) -> tuple[str, ...]:
+        """Every defect type of the target dataset: what a model scores without product filtering (MultiADS)."""
+        return knowledge.vocabulary(self.target)
+
+    @property
     def train_defect_types(self) -> tuple[str, ...]:
         """Union vocabulary of the source dataset, which the training type masks index."""
         return knowledge.vocabulary(self.source)

@@ -232,6 +232,11 @@ class DefectFolder(AnomalibDataModule):
         """Ordered vocabulary of the folder (type ``k`` of the masks is ``defect_types[k - 1]``)."""
         return (self.test_data if hasattr(self, "test_data") else self._dataset()).defect_types
 
+    @property
+    def dataset_defect_types(self) -> tuple[str, ...]:
+        """The folder is the whole dataset: its own vocabulary."""
+        return self.defect_types
+
     def prepare_data(self) -> None:
         """Check that the folder exists (nothing is downloaded)."""
         SOURCES["defect_folder"].require(self.root, "folder")

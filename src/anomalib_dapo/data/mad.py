@@ -138,6 +138,11 @@ class _MADDataModule(AnomalibDataModule):
         """Ordered vocabulary of the toy (type ``k`` of the masks is ``defect_types[k - 1]``)."""
         return knowledge.vocabulary(self.dataset_class.dataset, self.category)
 
+    @property
+    def dataset_defect_types(self) -> tuple[str, ...]:
+        """Every defect type of the dataset: what a model scores without product filtering (MultiADS)."""
+        return knowledge.vocabulary(self.dataset_class.dataset)
+
     def prepare_data(self) -> None:
         """Check the toy's folders (nothing is downloaded)."""
         source = SOURCES[self.dataset_class.dataset]

@@ -51,6 +51,11 @@ class TypedMPDD(MPDD):
         """Ordered vocabulary of the category (type ``k`` of the masks is ``defect_types[k - 1]``)."""
         return knowledge.vocabulary("mpdd", self.category)
 
+    @property
+    def dataset_defect_types(self) -> tuple[str, ...]:
+        """Every defect type of the dataset: what a model scores without product filtering (MultiADS)."""
+        return knowledge.vocabulary("mpdd")
+
     def prepare_data(self) -> None:
         """Check the category folder, with the expected layout in the error (nothing is downloaded)."""
         SOURCE.require(self.root / self.category, f"category {self.category!r}")

@@ -175,6 +175,11 @@ class TypedRealIAD(RealIAD):
         """Ordered vocabulary of the category (type ``k`` of the masks is ``defect_types[k - 1]``)."""
         return knowledge.vocabulary("real_iad", self.category)
 
+    @property
+    def dataset_defect_types(self) -> tuple[str, ...]:
+        """Every defect type of the dataset: what a model scores without product filtering (MultiADS)."""
+        return knowledge.vocabulary("real_iad")
+
     def prepare_data(self) -> None:
         """Check the images and the json, with the expected layout in the error (nothing is downloaded)."""
         images = category_images(self.root, self.category, self.resolution)

@@ -211,6 +211,11 @@ class TypedMVTecAD(MVTecAD):
         """Ordered vocabulary of the category (type ``k`` of the masks is ``defect_types[k - 1]``)."""
         return knowledge.vocabulary(self.dataset, self.category)
 
+    @property
+    def dataset_defect_types(self) -> tuple[str, ...]:
+        """Every defect type of the dataset: what a model scores without product filtering (MultiADS)."""
+        return knowledge.vocabulary(self.dataset)
+
     def prepare_data(self) -> None:
         """Check the category folder instead of downloading (offline, anomalib's download raises a raw URLError)."""
         SOURCES[self.dataset].require(self.root / self.category, f"category {self.category!r}")

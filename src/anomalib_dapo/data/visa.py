@@ -166,6 +166,11 @@ class TypedVisa(Visa):
         """Ordered vocabulary of the category (type ``k`` of the masks is ``defect_types[k - 1]``)."""
         return knowledge.vocabulary("visa", self.category)
 
+    @property
+    def dataset_defect_types(self) -> tuple[str, ...]:
+        """Every defect type of the dataset: what a model scores without product filtering (MultiADS)."""
+        return knowledge.vocabulary("visa")
+
     def prepare_data(self) -> None:
         """Check the raw release (and refuse the binarised copy) instead of downloading and converting."""
         raw_category(self.root, self.category)

@@ -29,6 +29,7 @@ from anomalib_dapo.metrics import (
     TypeAveragePrecision,
     TypeF1Score,
 )
+from anomalib_dapo.models.components import vocabulary as vocabulary_matching
 from anomalib_dapo.models.components.few_shot import reference_images
 from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
 from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
@@ -79,6 +80,7 @@ class TypedPromptModule:
         self.k_shot = k_shot
         self.few_shot_source = Path(few_shot_source) if few_shot_source is not None else None
         self.learning_rate = learning_rate
+        self.said_untyped = False  # the "no type metrics" warning is given once per model
 
     def load_weights(self, path: str) -> None:
         """Load learned prompts and adapters, and the calibration (thresholds, normalisation) of their training run.
@@ -100,8 +102,9 @@ class TypedPromptModule:
     def resolve_vocabulary(self, stage: str | None = None) -> tuple[str, ...]:
         """The defect types to score: the user's, else the datamodule's, else the knowledge base's, else generic.
 
-        During ``fit`` the training vocabulary of the datamodule (``train_defect_types``) is used. In the
-        object-agnostic mode it is always the generic state.
+        Without ``product_filter`` the datamodule's or knowledge base's choice is every defect type of the
+        dataset (MultiADS), with it the tested product's (MultiADS-F). During ``fit`` the training vocabulary of
+        the datamodule (``train_defect_types``) is used. In the object-agnostic mode it is always the generic state.
         """
         if self.object_agnostic:
             return (GENERIC_STATE,)
@@ -121,13 +124,59 @@ class TypedPromptModule:
         if datamodule is None:
             return (GENERIC_STATE,)
         if types := getattr(datamodule, "defect_types", None):
-            return tuple(types)
+            return tuple(types if self.product_filter else datamodule.dataset_defect_types)
         try:
             dataset = knowledge.resolve_dataset(datamodule.name)
             return knowledge.vocabulary(dataset, datamodule.category if self.product_filter else None)
         except knowledge.KnowledgeBaseError:
             logger.info("No defect vocabulary known for %s; scoring the generic anomaly state.", datamodule.name)
             return (GENERIC_STATE,)
+
+    def match_data_types(self) -> bool:
+        """Map the data's ground-truth type ids to the scored vocabulary by name; ``False`` if the data has none.
+
+        A typed datamodule's masks index its ``defect_types``; anomalib's ``MVTecAD`` and ``MPDD`` give each image's
+        defect folder, from which the type masks are derived. Fails here, before any work, when the scored
+        vocabulary lacks a type of the data. Other datamodules give no types: said once, with what gives them.
+        """
+        self.type_ids, self.image_type_ids = None, None
+        vocabulary = self.eval_vocabulary
+        datamodule = self._datamodule()
+        if self.object_agnostic:  # every defect pixel is the one generic state: binary masks will do
+            return True
+        if data_types := getattr(datamodule, "defect_types", None):
+            self.type_ids = vocabulary_matching.type_id_map(data_types, vocabulary)
+            return True
+        dataset = vocabulary_matching.folder_dataset(datamodule)
+        splits = [getattr(datamodule, name, None) for name in ("train_data", "val_data", "test_data")]
+        folders = (
+            vocabulary_matching.folder_types(dataset, splits) if dataset and vocabulary != (GENERIC_STATE,) else None
+        )
+        if folders is not None:
+            found = tuple(dict.fromkeys(folders.values()))
+            ids = vocabulary_matching.type_id_map(found, vocabulary)
+            self.image_type_ids = {path: int(ids[found.index(name) + 1]) for path, name in folders.items()}
+            return True
+        if datamodule is not None and not self.said_untyped:
+            self.said_untyped = True
+            logger.warning(
+                "No defect-type metrics: %s gives no per-pixel defect types (the defect types are still "
+                "predicted). For type metrics use %s.",
+                type(datamodule).__name__,
+                vocabulary_matching.TYPED_DATAMODULES,
+            )
+        return False
+
+    def ground_truth_types(self, batch: TypedImageBatch) -> torch.Tensor | None:
+        """The batch's type mask in the ids of the scored vocabulary (see :meth:`match_data_types`)."""
+        if batch.gt_type_mask is not None and self.type_ids is not None:
+            return self.type_ids.to(batch.gt_type_mask.device)[batch.gt_type_mask]
+        if batch.gt_type_mask is None and self.image_type_ids is not None and batch.gt_mask is not None:
+            ids = [self.image_type_ids.get(str(path), 0) for path in batch.image_path]
+            return batch.gt_mask.long() * torch.tensor(ids, device=batch.gt_mask.device).view(-1, 1, 1)
+        if batch.gt_type_mask is None and self.object_agnostic and batch.gt_mask is not None:
+            return batch.gt_mask.long()
+        return batch.gt_type_mask
 
     @staticmethod
     def defect_words(defect_types: Sequence[str]) -> list[str]:
@@ -138,10 +187,13 @@ class TypedPromptModule:
         """Pick the vocabulary for the stage, size the type metrics for it, and collate typed batches."""
         self.train_vocabulary = self.resolve_vocabulary("fit") if stage == "fit" else ()
         self.eval_vocabulary = self.resolve_vocabulary("test" if stage == "fit" else stage)
+        typed = self.match_data_types()
         self.use_vocabulary(self.eval_vocabulary)
         if self.evaluator is not None:
             binary = [metric for metric in self.evaluator.test_metrics if not isinstance(metric, _TYPE_METRICS)]
-            self.evaluator.test_metrics = ModuleList(binary + type_metrics(len(self.eval_vocabulary)))
+            self.evaluator.test_metrics = ModuleList(
+                binary + (type_metrics(len(self.eval_vocabulary)) if typed else [])
+            )
         datamodule = self._datamodule()
         if isinstance(datamodule, AnomalibDataModule) and datamodule.external_collate_fn is None:
             # anomalib's own datasets collate into ImageBatch, which drops the type outputs of the steps.
@@ -229,6 +281,7 @@ class TypedPromptModule:
 
     def _predict(self, batch: Batch) -> TypedImageBatch:
         batch = TypedImageBatch.from_batch(batch)
+        batch.update(gt_type_mask=self.ground_truth_types(batch))
         if self.object_agnostic and batch.gt_type_mask is not None:
             batch.update(gt_type_mask=(batch.gt_type_mask > 0).long())  # scored against the one generic state
         return batch.update(**self.model(batch.image)._asdict())
