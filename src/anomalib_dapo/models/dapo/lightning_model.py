@@ -47,7 +47,7 @@ class Dapo(TypedPromptModule, AnomalibModule):
         defect_types: The defect vocabulary to score (e.g. ``[scratch, dent]``). ``None``: from the
             datamodule or the knowledge base for its dataset and category, else the generic "anomaly" state.
         product_filter: Score only the defect types of the tested product (MultiADS-F) rather than every
-            type of its dataset, when the vocabulary comes from the knowledge base.
+            type of its dataset, when the vocabulary comes from the datamodule or the knowledge base.
         object_agnostic: Score one generic abnormal state with no defect words, as the AnomalyCLIP baseline of
             the paper's table 3 (``K = 1``); training then needs binary masks only.
         k_shot: Normal reference images compared with each test image (MultiADS §4.2.3, eq. 5); 0 is zero-shot.

@@ -46,7 +46,7 @@ class MultiAds(TypedPromptModule, AnomalibModule):
         class_name: The product named in the prompts. ``None``: the datamodule's category, else "object".
             Training prompts always say "object": a training batch mixes products.
         product_filter: Score only the tested product's defect types (MultiADS-F, §4.2.4) rather than every
-            type of its dataset (MultiADS), when the vocabulary comes from the knowledge base.
+            type of its dataset (MultiADS), when the vocabulary comes from the datamodule or the knowledge base.
         object_agnostic: Score the single generic abnormal state, with no defect words and no product name.
         k_shot: Normal reference images compared with each test image (§4.2.3); 0 is zero-shot.
         few_shot_source: A folder of normal reference images. ``None``: the datamodule's train split.
