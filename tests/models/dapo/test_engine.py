@@ -5,7 +5,7 @@ from anomalib.data import MVTecAD
 from anomalib.engine import Engine
 
 from anomalib_dapo import Dapo, knowledge
-from anomalib_dapo.data import TypedImageBatch, generate_synthetic_dataset
+from anomalib_dapo.data import SyntheticDefects, TypedImageBatch, generate_synthetic_dataset
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +48,50 @@ def test_folder_prediction_with_a_text_vocabulary(workspace, tiny_kwargs):
     assert batch.pred_mask is not None
     assert batch.pred_type_mask.max() <= 2  # normal, scratch, rust
     assert model.model.vocabulary == ("scratch", "rust")
+
+
+FRESH_PROCESS = """
+import json, sys
+from anomalib.engine import Engine
+from anomalib_dapo import Dapo
+from anomalib_dapo.data import SyntheticDefects
+sys.path.insert(0, {tests!r})
+from tiny import TINY
+engine = Engine(default_root_dir={root!r}, accelerator="cpu", logger=False, enable_progress_bar=False)
+data = SyntheticDefects({data!r}, "disc", image_size=64, n_train=2, n_test_good=2, n_test_per_defect=2)
+(metrics,) = engine.test(Dapo(**TINY), datamodule=data, ckpt_path={ckpt!r})
+print("METRICS" + json.dumps(metrics))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_checkpoint_is_scored_with_its_own_prompts(workspace, tiny_kwargs, tmp_path):
+    """test(ckpt A) then test(ckpt B) in one process: B's metrics are those of a fresh process (no stale states)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lightning.pytorch import Trainer, seed_everything
+
+    checkpoints = []
+    for seed in (0, 1):  # two sets of learned prompts
+        seed_everything(seed)
+        trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+        trainer.strategy.connect(Dapo(**tiny_kwargs))
+        checkpoints.append(tmp_path / f"{seed}.ckpt")
+        trainer.save_checkpoint(checkpoints[-1])
+    datamodule = SyntheticDefects(
+        workspace / "data", "disc", image_size=64, n_train=2, n_test_good=2, n_test_per_defect=2
+    )
+    model = Dapo(**tiny_kwargs)
+    first = _engine(tmp_path).test(model, datamodule=datamodule, ckpt_path=checkpoints[0])[0]
+    second = _engine(tmp_path).test(model, datamodule=datamodule, ckpt_path=checkpoints[1])[0]
+    assert first != second
+    tests = str(Path(__file__).parents[2])
+    script = FRESH_PROCESS.format(
+        tests=tests, root=str(tmp_path), data=str(workspace / "data"), ckpt=str(checkpoints[1])
+    )
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=600)
+    fresh = json.loads(output.stdout.split("METRICS", 1)[1])
+    assert second == pytest.approx(fresh, abs=1e-6)

@@ -128,3 +128,14 @@ def test_every_ablation_runs(option):
         out = model(torch.rand(2, 3, 64, 64))
     assert torch.isfinite(out.pred_score).all()
     assert torch.isfinite(out.pred_type_map).all()
+
+
+def test_loaded_prompts_replace_the_cached_states(model):
+    """``load_state_dict`` (also behind learned-weights files and Lightning restores) makes the next eval re-encode."""
+    model.eval()
+    with torch.no_grad():
+        cached = model.states().clone()
+        other = {name: value + 0.5 for name, value in model.state_dict().items() if "prompt" in name}
+        model.load_state_dict(other, strict=False)
+        assert not torch.equal(model.states(), cached)
+        assert torch.equal(model.states(), model.encode_states())

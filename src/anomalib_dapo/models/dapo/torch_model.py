@@ -241,6 +241,11 @@ class DapoModel(nn.Module):
         self.register_buffer("state_cache", torch.empty(0), persistent=False)
         self.vocabulary: tuple[str, ...] = ()
         self.text_encoder_calls = 0
+        self.register_load_state_dict_post_hook(_states_loaded)
+
+    def clear_states(self) -> None:
+        """Forget the cached state embeddings: the next evaluation encodes the current prompts."""
+        self.state_cache = torch.empty(0, device=self.tokens.device)
 
     def set_vocabulary(self, defect_types: Sequence[str], defect_words: Sequence[str]) -> None:
         """Select the ``K`` defect states scored from now on (type ``k`` ↔ ``defect_types[k - 1]``)."""
@@ -248,7 +253,7 @@ class DapoModel(nn.Module):
             return
         self.vocabulary = tuple(defect_types)
         self.tokens = self.prompts.tokenize(defect_words).to(self.tokens.device)
-        self.state_cache = torch.empty(0, device=self.tokens.device)
+        self.clear_states()
 
     def train(self, mode: bool = True) -> "DapoModel":
         """Switch mode; the frozen CLIP stays in eval mode."""
@@ -286,7 +291,7 @@ class DapoModel(nn.Module):
         """
         text_parameters = (*self.prompts.parameters(), *self.text_prompts.parameters())
         if torch.is_grad_enabled() and any(parameter.requires_grad for parameter in text_parameters):
-            self.state_cache = torch.empty(0, device=self.tokens.device)  # parameters are about to change
+            self.clear_states()  # parameters are about to change
             return self.encode_states()
         if not self.state_cache.numel():
             self.state_cache = self.encode_states()
@@ -354,6 +359,14 @@ class DapoModel(nn.Module):
             self.image_score,
             self.references(outputs.patches),
         )
+
+
+def _states_loaded(model: DapoModel, _keys: object) -> None:
+    """After ``load_state_dict`` (learned-weights files and Lightning checkpoint restores go through it too).
+
+    A module-level function, so that a pickled model (``to_torch``) keeps its hook.
+    """
+    model.clear_states()
 
 
 class NonFiniteInputError(ValueError):
