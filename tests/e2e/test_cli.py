@@ -103,3 +103,28 @@ def test_fit_test_predict_through_the_console_script(data):
     )
     written = sorted((data / "predict").rglob("*.png"))
     assert len(written) == len(list(folder.glob("*.png")))
+
+
+@pytest.mark.slow
+def test_a_seed_in_the_config_makes_training_reproducible(data):
+    """anomalib 2.7's CLI ignores ``seed_everything``; the plugin applies it: two runs learn bit-identical tensors."""
+    import torch
+
+    from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
+
+    cross = [
+        "--data", "anomalib_dapo.data.CrossDataset",
+        "--data.source", "synthetic", "--data.source_root", str(data / "source"),
+        "--data.target", "synthetic", "--data.target_root", str(data / "target"),
+        "--data.target_category", "tile", "--data.train_batch_size", "4",
+    ]  # fmt: skip
+    learned = []
+    for run in ("a", "b"):
+        root = data / f"seeded_{run}"
+        trainer = ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--default_root_dir", str(root)]
+        anomalib("fit", *MODEL, *cross, *trainer, "--seed_everything", "7", cwd=data)
+        path = root / "Dapo/CrossDataset/tile/latest/weights/lightning/model.ckpt"
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            learned.append(torch.load(path, weights_only=True)["state_dict"])
+    assert learned[0].keys() == learned[1].keys() and learned[0]
+    assert all(torch.equal(learned[0][name], learned[1][name]) for name in learned[0])
