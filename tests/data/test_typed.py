@@ -39,3 +39,71 @@ def test_type_fields_survive_device_transfer_and_numpy(tmp_path):
     assert moved.gt_type_mask.shape == batch.gt_type_mask.shape
     numpy_batch = batch.to_numpy()
     assert (numpy_batch.gt_type_mask == batch.gt_type_mask.numpy()).all()
+
+
+def _bottle(root, defect_tree) -> dict:
+    """MVTec-AD's bottle: two broken_large images and one contamination image, masks with row ``i`` foreground."""
+    return defect_tree(root / "bottle", {"good": 1, "broken_large": 2, "contamination": 1})
+
+
+def _bottle_dataset(root) -> TypedMVTecADDataset:
+    return TypedMVTecADDataset(root=root, category="bottle", split="test", dataset="mvtec_ad")
+
+
+def test_stray_mask_values_are_binarised_at_half_range_and_warned_once(tmp_path, defect_tree, caplog):
+    import numpy as np
+    from PIL import Image
+
+    _bottle(tmp_path, defect_tree)
+    noisy = tmp_path / "bottle/ground_truth/broken_large/001_mask.png"
+    values = np.zeros((16, 16), np.uint8)
+    values[1] = 255
+    values[1, :3] = 253  # JPEG noise on both sides of the threshold
+    values[5:7, :4] = 2
+    values[9, 0] = 127
+    Image.fromarray(values).save(noisy)
+    with caplog.at_level("WARNING"):
+        dataset = _bottle_dataset(tmp_path)
+    (warning,) = [record.getMessage() for record in caplog.records if "0 and 255" in record.getMessage()]
+    assert "1 of 3 masks" in warning and f"{noisy}: 12 pixels" in warning
+    item = next(dataset[i] for i in range(len(dataset)) if dataset.samples.iloc[i].mask_path == str(noisy))
+    assert torch.equal(item.gt_mask, torch.from_numpy(values >= 128))  # anomalib's reader: values > 0
+
+
+def test_a_mask_of_another_size_is_refused_naming_both_files(tmp_path, defect_tree):
+    import pytest
+    from PIL import Image
+
+    from anomalib_dapo.data.typed import MaskSizeError
+
+    _bottle(tmp_path, defect_tree)
+    mask = tmp_path / "bottle/ground_truth/contamination/000_mask.png"
+    Image.new("L", (20, 12)).save(mask)
+    image = tmp_path / "bottle/test/contamination/000.png"
+    with pytest.raises(MaskSizeError, match=rf"{mask} is 20×12 pixels but its image {image} is 16×16"):
+        _bottle_dataset(tmp_path)
+
+
+def test_a_truncated_mask_is_named(tmp_path, defect_tree):
+    import pytest
+
+    from anomalib_dapo.data.typed import ImageReadError
+
+    _bottle(tmp_path, defect_tree)
+    mask = tmp_path / "bottle/ground_truth/broken_large/000_mask.png"
+    mask.write_bytes(mask.read_bytes()[:45])  # inside the pixel data
+    with pytest.raises(ImageReadError, match=rf"Cannot read mask {mask} .*truncated"):
+        _bottle_dataset(tmp_path)
+
+
+def test_anomalous_images_with_empty_masks_are_warned_once_with_the_files(tmp_path, defect_tree, caplog):
+    from PIL import Image
+
+    _bottle(tmp_path, defect_tree)
+    empty = [tmp_path / f"bottle/ground_truth/broken_large/00{i}_mask.png" for i in (0, 1)]
+    for path in empty:
+        Image.new("L", (16, 16)).save(path)
+    with caplog.at_level("WARNING"):
+        _bottle_dataset(tmp_path)
+    (warning,) = [record.getMessage() for record in caplog.records if "empty mask" in record.getMessage()]
+    assert warning.startswith("2 anomalous images") and all(str(path) in warning for path in empty)

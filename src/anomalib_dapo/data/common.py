@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from anomalib_dapo import knowledge
 from anomalib_dapo.data.errors import SOURCES, DatasetSource
-from anomalib_dapo.data.typed import TypedDatasetMixin, add_defect_types
+from anomalib_dapo.data.typed import TypedDatasetMixin, add_defect_types, named_read_errors
 
 # Compared lower-cased: datasets mix ``.png``, ``.PNG`` and ``.JPG``.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -64,17 +64,17 @@ def read_index_mask(path: str | Path, source: DatasetSource) -> torch.Tensor:
 
     anomalib's ``read_mask`` converts to luminance and thresholds, which destroys ids (and palette indices).
     """
-    with Image.open(path) as image:
-        values = np.asarray(image)
-        if values.ndim == 3:
-            channels = values[..., :1] if image.mode == "LA" else values[..., :3]
-            if not (channels == channels[..., :1]).all():
-                raise source.bad_layout(
-                    Path(path),
-                    "a colour mask cannot hold defect ids: save it as a grey or palette-indexed PNG whose "
-                    "pixel values are the ids",
-                )
-            values = channels[..., 0]
+    with named_read_errors(path, "mask"), Image.open(path) as image:
+        values, mode = np.asarray(image), image.mode
+    if values.ndim == 3:
+        channels = values[..., :1] if mode == "LA" else values[..., :3]
+        if not (channels == channels[..., :1]).all():
+            raise source.bad_layout(
+                Path(path),
+                "a colour mask cannot hold defect ids: save it as a grey or palette-indexed PNG whose "
+                "pixel values are the ids",
+            )
+        values = channels[..., 0]
     return torch.from_numpy(values.astype(np.int64))
 
 
@@ -113,6 +113,10 @@ class IndexedMaskMixin(TypedDatasetMixin):
     def mask_id_types(self, sample: pd.Series) -> dict[int, str]:
         """Defect type of each mask id of ``sample``."""
         raise NotImplementedError
+
+    def read_foreground(self, mask_path: str) -> tuple[torch.Tensor, int]:
+        """Defect pixels of an indexed mask: every id but 0 (ids are never stray values)."""
+        return read_index_mask(mask_path, self.source) > 0, 0
 
     def read_type_mask(self, sample: pd.Series, image_shape: torch.Size) -> torch.Tensor | None:
         """Map mask ids to vocabulary indices, then clean ids that the image's labels do not list."""

@@ -143,6 +143,7 @@ class DefectFolderDataset(IndexedMaskMixin, AnomalibDataset):
         found = {name for listed in samples.loc[anomalous, "defect_type"] for name in listed.split(",")}
         check_vocabulary(found, self.defect_types, self.root)
         self.samples = samples
+        self.check_masks()
 
     def _listed_types(self, mask_path: str, mask_ids: Mapping[int, str]) -> str:
         """Comma-joined types whose ids appear in an indexed mask (read once, so bad masks fail early)."""
@@ -156,6 +157,12 @@ class DefectFolderDataset(IndexedMaskMixin, AnomalibDataset):
     def mask_id_types(self, _sample: pd.Series) -> dict[int, str]:
         """Types of the ids of indexed masks."""
         return self.mask_ids or {}
+
+    def read_foreground(self, mask_path: str) -> tuple[torch.Tensor, int]:
+        """Binary masks as in :class:`TypedDatasetMixin`, indexed ones as in :class:`IndexedMaskMixin`."""
+        if self.mask_ids is None:
+            return TypedDatasetMixin.read_foreground(self, mask_path)
+        return super().read_foreground(mask_path)
 
     def read_type_mask(self, sample: pd.Series, image_shape: torch.Size) -> torch.Tensor | None:
         """Binary masks: foreground is the folder's type; indexed masks: ids mapped through ``mask_ids``."""

@@ -61,6 +61,7 @@ class MADDataset(TypedDatasetMixin, AnomalibDataset):
         samples = to_samples(rows)
         self.defect_types = known_types(samples, self.dataset, category, defect_types, self.root_category)
         self.samples = samples
+        self.check_masks()
 
 
 class MADSimDataset(MADDataset):

@@ -41,6 +41,7 @@ class TypedMPDDDataset(TypedDatasetMixin, MPDDDataset):
         SOURCE.require(root / category, f"category {category!r}")
         super().__init__(root=root, category=category, augmentations=augmentations, split=split)
         self.defect_types = known_types(self.samples, "mpdd", category, defect_types, self.root_category)
+        self.check_masks()
 
 
 class TypedMPDD(MPDD):

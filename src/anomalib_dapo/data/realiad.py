@@ -127,6 +127,7 @@ class TypedRealIADDataset(TypedDatasetMixin, AnomalibDataset):
         samples = make_typed_realiad_samples(self.root_category, json_file, self.split)
         self.defect_types = known_types(samples, "real_iad", category, defect_types, json_file, "anomaly_class")
         self.samples = samples
+        self.check_masks()
 
 
 class TypedRealIAD(RealIAD):

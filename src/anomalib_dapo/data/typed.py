@@ -7,7 +7,9 @@ name of an anomalous image, ``""`` for a normal one) and which knows its ordered
 whose masks hold several ids per image (VisA) override :meth:`TypedDatasetMixin.read_type_mask`.
 """
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from anomalib.data import ImageItem, PredictDataset
 from anomalib.data.datamodules.image.mvtecad import MVTecAD
 from anomalib.data.datasets.image.mvtecad import MVTecADDataset
 from anomalib.data.errors import MisMatchError
-from anomalib.data.utils import LabelName, Split, read_mask
+from anomalib.data.utils import LabelName, Split
 from PIL import Image as PILImage
 from torchvision.transforms.v2.functional import to_dtype, to_image
 from torchvision.tv_tensors import Image, Mask
@@ -27,6 +29,8 @@ from anomalib_dapo import knowledge
 from anomalib_dapo.data.dataclasses import TypedImageBatch, TypedImageItem
 from anomalib_dapo.data.errors import SOURCES
 
+logger = logging.getLogger(__name__)
+
 NORMAL_FOLDER = "good"
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 """PIL modes of single-channel 16-bit images (``I`` is how some Pillow versions open 16-bit PNGs)."""
@@ -34,6 +38,25 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 class ImageReadError(OSError):
     """An image file cannot be read, or holds values that are not an image's (the message names the file)."""
+
+
+class MaskSizeError(ValueError):
+    """A mask whose size differs from its image's (masks are never stretched to fit)."""
+
+
+@contextmanager
+def named_read_errors(path: str | Path, what: str = "image") -> Iterator[None]:
+    """Turn the errors of reading ``path`` (missing, corrupt, truncated, not an image) into a named ImageReadError."""
+    try:
+        yield
+    except ImageReadError:
+        raise
+    except FileNotFoundError as error:
+        msg = f"{what.capitalize()} file not found: {path}"
+        raise ImageReadError(msg) from error
+    except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError and truncation errors are OSErrors
+        msg = f"Cannot read {what} {path} ({error}): it is corrupt, truncated or not an image; replace or remove it."
+        raise ImageReadError(msg) from error
 
 
 def _unit_range(path: str | Path, array: np.ndarray, mode: str) -> np.ndarray:
@@ -65,20 +88,35 @@ def read_rgb_image(path: str | Path) -> Image:
             intensities (NaN, infinite, out of range); the message names the file.
 
     """
-    try:
-        with PILImage.open(path) as image:
-            if image.mode not in (*SIXTEEN_BIT_MODES, "F"):
-                return to_dtype(to_image(image.convert("RGB")), torch.float32, scale=True)
-            array = _unit_range(path, np.asarray(image, dtype=np.float64), image.mode)
-    except ImageReadError:
-        raise
-    except FileNotFoundError as error:
-        msg = f"Image file not found: {path}"
-        raise ImageReadError(msg) from error
-    except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError and truncation errors are OSErrors
-        msg = f"Cannot read image {path} ({error}): it is corrupt, truncated or not an image; replace or remove it."
-        raise ImageReadError(msg) from error
+    with named_read_errors(path), PILImage.open(path) as image:
+        if image.mode not in (*SIXTEEN_BIT_MODES, "F"):
+            return to_dtype(to_image(image.convert("RGB")), torch.float32, scale=True)
+        array = _unit_range(path, np.asarray(image, dtype=np.float64), image.mode)
     return Image(torch.from_numpy(array.astype(np.float32)).expand(3, -1, -1).clone())
+
+
+def read_binary_mask(path: str | Path) -> tuple[torch.Tensor, int]:
+    """A binary mask ``(H, W)`` bool, foreground at half range and above, and its count of stray pixels.
+
+    Masks hold 0 and 255 (or 0 and 1). A JPEG-compressed one also holds values near both (1–3 in the background):
+    anomalib's reader takes every value above 0 as foreground, here values of at least half the range (128) are.
+    Stray pixels are those of neither level.
+
+    Raises:
+        ImageReadError: The file is missing, corrupt or truncated (the message names it).
+
+    """
+    with named_read_errors(path, "mask"), PILImage.open(path) as image:
+        values = np.asarray(image.convert("L"))
+    full = 1 if values.max() <= 1 else 255
+    stray = int(np.count_nonzero((values != 0) & (values != full)))
+    return torch.from_numpy(values.astype(np.int64) * 2 > full), stray
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(H, W)`` of an image file, from its header."""
+    with named_read_errors(path), PILImage.open(path) as image:
+        return image.height, image.width
 
 
 class FolderImages(PredictDataset):
@@ -116,7 +154,57 @@ class TypedDatasetMixin:
             return torch.zeros(image_shape, dtype=torch.int64)
         if not isinstance(sample.mask_path, str) or not sample.mask_path:
             return None
-        return read_mask(sample.mask_path, as_tensor=True).long() * self.type_index(sample.defect_type)
+        return self.read_foreground(sample.mask_path)[0].long() * self.type_index(sample.defect_type)
+
+    def read_foreground(self, mask_path: str) -> tuple[torch.Tensor, int]:
+        """Defect pixels of a mask file and its count of stray pixels (see :func:`read_binary_mask`)."""
+        return read_binary_mask(mask_path)
+
+    def check_masks(self) -> None:
+        """Read the mask of every anomalous image once, before any work; call it at the end of ``__init__``.
+
+        Raises:
+            MaskSizeError: A mask's size differs from its image's (both files and sizes named).
+            ImageReadError: A mask cannot be read (named).
+
+        Warns once per dataset about masks with stray values (binarised at half range) and about anomalous
+        images whose mask is empty.
+
+        """
+        anomalous = self.samples[self.samples.label_index == LabelName.ABNORMAL]
+        stray, empty = {}, []
+        for image_path, mask_path in zip(anomalous.image_path, anomalous.mask_path, strict=True):
+            if not isinstance(mask_path, str) or not mask_path:
+                continue
+            foreground, strays = self.read_foreground(mask_path)
+            if (size := image_size(image_path)) != tuple(foreground.shape):
+                msg = (
+                    f"The mask {mask_path} is {foreground.shape[1]}×{foreground.shape[0]} pixels but its image "
+                    f"{image_path} is {size[1]}×{size[0]}: masks are not stretched to fit. Save the mask at the "
+                    "image's size."
+                )
+                raise MaskSizeError(msg)
+            if strays:
+                stray[mask_path] = strays
+            if not foreground.any():
+                empty.append(mask_path)
+        if stray:
+            example, pixels = next(iter(stray.items()))
+            logger.warning(
+                "%d of %d masks hold values other than 0 and 255 (e.g. %s: %d pixels; JPEG compression leaves such "
+                "noise): binarised at half range, values of 128 and above being defect pixels.",
+                len(stray),
+                len(anomalous),
+                example,
+                pixels,
+            )
+        if empty:
+            logger.warning(
+                "%d anomalous images have an empty mask (no defect pixel), so they add no defect pixels to the "
+                "pixel metrics: %s.",
+                len(empty),
+                ", ".join(empty),
+            )
 
     def __getitem__(self, index: int) -> TypedImageItem:
         """Read image and type mask, and augment them together so the masks stay aligned."""
@@ -199,6 +287,7 @@ class TypedMVTecADDataset(TypedDatasetMixin, MVTecADDataset):
         if unknown := set(found) - set(self.defect_types):
             msg = f"Defect types {sorted(unknown)} of {self.root_category} are missing from the vocabulary."
             raise ValueError(msg)
+        self.check_masks()
 
 
 class TypedMVTecAD(MVTecAD):

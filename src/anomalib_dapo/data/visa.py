@@ -149,6 +149,7 @@ class TypedVisaDataset(IndexedMaskMixin, AnomalibDataset):
         found = {name for listed in samples.defect_type for name in listed.split(",") if name}
         check_vocabulary(found, self.defect_types, self.root_category)
         self.samples = samples
+        self.check_masks()
 
     def mask_id_types(self, sample: pd.Series) -> dict[int, str]:
         """Types of the mask ids of the sample's category (kept per sample so categories can be concatenated)."""
