@@ -175,10 +175,11 @@ class CrossDataset(AnomalibDataModule):
 
     def _setup(self, _stage: str | None = None) -> None:
         union = self.train_defect_types
-        sources = [
-            typed_dataset(self.source, self.source_root, category, Split.TEST, defect_types=union)
-            for category in self.train_categories()
-        ]
+        sources = []
+        for category in self.train_categories():
+            source = typed_dataset(self.source, self.source_root, category, Split.TEST, defect_types=union)
+            source.samples["category"] = category  # the product of each training image, kept by concatenation
+            sources.append(source)
         self.train_data = reduce(operator.add, sources)
         self.test_data = typed_dataset(self.target, self.target_root, self.category, Split.TEST)
 

@@ -57,15 +57,16 @@ def test_test_run_scores_the_product_types_named_with_the_product(tmp_path, mult
     datamodule = MVTecAD(root=root, category="grid", eval_batch_size=8, num_workers=0)
     metrics = _engine(tmp_path).test(model, datamodule=datamodule)[0]
     assert model.model.vocabulary == knowledge.vocabulary("mvtec_ad", category)
-    assert model.model.object_name == "grid"
+    assert model.model.class_names == ("grid",)
     assert {"image_AUROC", "pixel_AUROC", "pixel_AUPRO"} <= set(metrics)
 
 
-def test_training_runs_in_the_engine_on_a_generic_object(tmp_path, multiads_kwargs):
+def test_training_names_each_images_product(tmp_path, multiads_kwargs):
     root = generate_synthetic_dataset(tmp_path / "data", **DATA)
     model = MultiAds(**multiads_kwargs)
     datamodule = CrossDataset("synthetic", root, "synthetic", root, "disc", train_batch_size=4)
     _engine(tmp_path, max_steps=2, limit_val_batches=0).fit(model, datamodule=datamodule)
     assert model.model.vocabulary == knowledge.vocabulary("synthetic")  # the source's union vocabulary
-    assert model.model.object_name == "object"
+    assert model.model.class_names == ("disc", "grid", "tile")  # each source category's prompts
+    assert set(model.train_product_of.values()) == {0, 1, 2}
     assert model.trainer.callback_metrics["train_loss"] > 0

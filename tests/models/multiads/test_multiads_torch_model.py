@@ -36,9 +36,24 @@ def test_only_the_adapters_learn_and_the_text_encoder_runs_once_per_vocabulary(m
     for _ in range(3):
         model.use_vocabulary(("scratch",))
     assert model.model.text_encoder_calls == 1
-    model.object_name = "disc"  # another product is another set of prompts
+    model.class_names = ("disc",)  # another product is another set of prompts
     model.use_vocabulary(("scratch",))
     assert model.model.text_encoder_calls == 2
+
+
+def test_each_image_is_scored_against_its_own_products_states(multiads_kwargs):
+    """Training batches mix products: the prompts of image ``b`` name product ``products[b]``."""
+    model = MultiAds(**multiads_kwargs)
+    model.class_names = ("disc", "grid")
+    model.use_vocabulary(("scratch", "hole"))
+    assert model.model.states.shape[:2] == (2, 3)
+    assert not torch.allclose(model.model.states[0], model.model.states[1])
+    images = torch.randn(2, 3, 64, 64)
+    mixed = model.model.compute(images, torch.tensor([1, 0])).stage_probs
+    for index, product in enumerate((1, 0)):
+        alone = model.model.compute(images[index : index + 1], torch.tensor([product])).stage_probs
+        assert torch.allclose(mixed[index : index + 1], alone, atol=1e-5)
+    assert not torch.allclose(mixed, model.model.compute(images, torch.tensor([0, 0])).stage_probs)
 
 
 def test_adapter_layers_must_exist_and_increase(multiads_kwargs):

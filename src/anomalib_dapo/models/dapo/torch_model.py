@@ -73,14 +73,14 @@ def similarity_maps(patches: torch.Tensor, states: torch.Tensor, temperature: fl
 
     Args:
         patches: Adapted patch embeddings, ``(M, B, P, D)``.
-        states: State embeddings ``z^N, z^{D_1..K}``, ``(K + 1, D)``.
+        states: State embeddings ``z^N, z^{D_1..K}``, ``(K + 1, D)``, or one set per image ``(B, K + 1, D)``.
         temperature: ``τ``.
 
     Returns:
         ``(B, M, K + 1, h, w)`` with ``h = w = sqrt(P)``.
 
     """
-    cosine = F.normalize(patches, dim=-1) @ F.normalize(states, dim=-1).T
+    cosine = F.normalize(patches, dim=-1) @ F.normalize(states, dim=-1).transpose(-1, -2)
     probs = (cosine / temperature).softmax(dim=-1)
     side = round(patches.shape[2] ** 0.5)
     return rearrange(probs, "m b (h w) k -> b m k h w", h=side, w=side)

@@ -43,8 +43,9 @@ class MultiAds(TypedPromptModule, AnomalibModule):
             (few-shot with ``k_shot``) on its test data.
         defect_types: The defect vocabulary to score. ``None``: from the datamodule or the knowledge base,
             else the generic "anomaly" state.
-        class_name: The product named in the prompts. ``None``: the datamodule's category, else "object".
-            Training prompts always say "object": a training batch mixes products.
+        class_name: The product named in the test prompts. ``None``: the datamodule's category, else "object".
+            Training prompts name each training image's own product (the ``category`` of its sample, as
+            ``CrossDataset`` records it; else the datamodule's category).
         product_filter: Score only the tested product's defect types (MultiADS-F, §4.2.4) rather than every
             type of its dataset (MultiADS), when the vocabulary comes from the datamodule or the knowledge base.
         object_agnostic: Score the single generic abnormal state, with no defect words and no product name.
@@ -101,7 +102,9 @@ class MultiAds(TypedPromptModule, AnomalibModule):
             image_score=image_score,
         )
         self.learned = LearnedWeights(self.model, backbone=backbone, image_size=image_size)
-        self.object_name = OBJECT_WORD
+        self.class_names: tuple[str, ...] = (OBJECT_WORD,)
+        self.train_classes: tuple[str, ...] = (OBJECT_WORD,)
+        self.train_product_of: dict[str, int] = {}
         if weights is not None:
             self.load_weights(weights)
 
@@ -113,27 +116,51 @@ class MultiAds(TypedPromptModule, AnomalibModule):
             return self.class_name
         return getattr(self._datamodule(), "category", None) or OBJECT_WORD
 
+    def training_products(self) -> tuple[tuple[str, ...], dict[str, int]]:
+        """The products of the training images, and the index of each image's (by path).
+
+        From the ``category`` of each sample of the training data where it has one (``CrossDataset``), else the
+        datamodule's category for every image; "object" object-agnostic or when neither is known.
+        """
+        datamodule = self._datamodule()
+        samples = getattr(getattr(datamodule, "train_data", None), "samples", None)
+        if self.object_agnostic:
+            return (OBJECT_WORD,), {}
+        if samples is not None and "category" in samples:
+            products = tuple(dict.fromkeys(samples.category))
+            index = {name: position for position, name in enumerate(products)}
+            return products, {
+                str(path): index[name] for path, name in zip(samples.image_path, samples.category, strict=True)
+            }
+        return (getattr(datamodule, "category", None) or OBJECT_WORD,), {}
+
     def use_vocabulary(self, defect_types: Sequence[str]) -> None:
-        """Score ``defect_types`` on the current object name from now on (text features are encoded once)."""
-        self.model.set_vocabulary(defect_types, self.defect_words(defect_types), self.object_name)
-        logger.info("MultiAds scores %d defect types of a %s: %s", len(defect_types), self.object_name, defect_types)
+        """Score ``defect_types`` on the current products from now on (text features are encoded once)."""
+        self.model.set_vocabulary(defect_types, self.defect_words(defect_types), self.class_names)
+        logger.info(
+            "MultiAds scores %d defect types of %s: %s", len(defect_types), ", ".join(self.class_names), defect_types
+        )
 
     def on_train_epoch_start(self) -> None:
-        """Train with prompts on a generic object."""
-        self.object_name = OBJECT_WORD
+        """Train with prompts naming each training image's product."""
+        self.class_names = self.train_classes
         super().on_train_epoch_start()
 
     def on_validation_epoch_start(self) -> None:
-        """Evaluate with prompts naming the product."""
-        self.object_name = self.product_name()
+        """Evaluate with prompts naming the tested product."""
+        self.class_names = (self.product_name(),)
         super().on_validation_epoch_start()
 
     def setup(self, stage: str) -> None:
-        """Name the product in the evaluation prompts, then set up as every model of the plugin."""
-        self.object_name = self.product_name()
+        """Find the training and tested products named in the prompts, then set up as every model of the plugin."""
+        if stage == "fit":
+            self.train_classes, self.train_product_of = self.training_products()
+        self.class_names = (self.product_name(),)
         super().setup(stage)
 
     def training_loss(self, batch: Batch, type_mask: torch.Tensor) -> torch.Tensor:
-        """Eq. 2 on a batch of images with integer type masks."""
-        stage_probs = upsample(self.model.compute(batch.image).stage_probs, type_mask.shape[-2:])
+        """Eq. 2 on a batch of images with integer type masks, each scored against its own product's states."""
+        products = [self.train_product_of.get(str(path), 0) for path in batch.image_path]
+        products = torch.tensor(products, device=batch.image.device)
+        stage_probs = upsample(self.model.compute(batch.image, products).stage_probs, type_mask.shape[-2:])
         return multiads_loss(stage_probs, type_mask, self.focal_gamma)

@@ -20,6 +20,9 @@ from anomalib_dapo.models.dapo.torch_model import (
 )
 from anomalib_dapo.models.multiads.prompts import OBJECT_WORD, state_prompts
 
+TEXT_CHUNK = 1024
+"""Prompts encoded per text-encoder pass (a product's states are some 4,500 prompts with MVTec-AD's 20 types)."""
+
 
 class MultiAdsForward(NamedTuple):
     """What one pass computes before the inference or training heads."""
@@ -30,13 +33,15 @@ class MultiAdsForward(NamedTuple):
     """Adapted patch embeddings ``z^p_i``, ``(M, B, P, D)``."""
     stage_probs: torch.Tensor
     """``S_i`` at patch resolution, ``(B, M, K + 1, h, w)``."""
+    states: torch.Tensor
+    """The state embeddings of each image's product, ``(B, K + 1, D)``."""
 
 
 class MultiAdsModel(nn.Module):
     """The MultiADS network on a frozen OpenCLIP model: only the ``M`` linear adapters learn.
 
-    The state embeddings are fixed text: they are encoded once per vocabulary and object name, and the text
-    encoder never runs per batch.
+    The state embeddings are fixed text: they are encoded once per vocabulary and set of product names (one set
+    of states per product), and the text encoder never runs per batch.
 
     Args:
         clip: The frozen OpenCLIP model.
@@ -69,29 +74,43 @@ class MultiAdsModel(nn.Module):
         self.references = ReferenceMemory()
         self.register_buffer("states", torch.empty(0), persistent=False)
         self.vocabulary: tuple[str, ...] = ()
-        self.object_name = OBJECT_WORD
+        self.class_names: tuple[str, ...] = ()
         self.text_encoder_calls = 0
 
     def set_vocabulary(
         self,
         defect_types: Sequence[str],
         defect_words: Sequence[str],
-        object_name: str = OBJECT_WORD,
+        class_names: Sequence[str] = (OBJECT_WORD,),
     ) -> None:
-        """Score the ``K`` defect states of ``defect_types`` (type ``k`` ↔ ``defect_types[k - 1]``) on ``object_name``.
+        """Score the ``K`` defect states of ``defect_types`` (type ``k`` ↔ ``defect_types[k - 1]``) on each product.
 
-        Encodes the prompt ensembles: each state embedding is the mean of its prompts' unit text features (§4.1.1).
+        Encodes the prompt ensembles of every product of ``class_names`` (state set ``p`` ↔ ``class_names[p]``):
+        each state embedding is the mean of its prompts' unit text features (§4.1.1).
         """
-        if (tuple(defect_types), object_name) == (self.vocabulary, self.object_name) and self.states.numel():
+        if (tuple(defect_types), tuple(class_names)) == (self.vocabulary, self.class_names) and self.states.numel():
             return
         self.text_encoder_calls += 1
-        ensembles = state_prompts(defect_words, object_name)
+        self.states = torch.stack(
+            [
+                torch.stack(
+                    [self.encode_texts(texts).mean(dim=0) for texts in state_prompts(defect_types, defect_words, name)]
+                )
+                for name in class_names
+            ]
+        )
+        self.vocabulary, self.class_names = tuple(defect_types), tuple(class_names)
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Unit text features ``(N, D)`` of ``texts``, encoded in chunks so that memory stays bounded."""
         device = self.clip.token_embedding.weight.device
-        tokens = self.tokenizer([text for ensemble in ensembles for text in ensemble]).to(device)
         with torch.no_grad():
-            features = self.clip.encode_text(tokens, normalize=True)
-        self.states = features.unflatten(0, (len(ensembles), -1)).mean(dim=1)
-        self.vocabulary, self.object_name = tuple(defect_types), object_name
+            return torch.cat(
+                [
+                    self.clip.encode_text(self.tokenizer(texts[start : start + TEXT_CHUNK]).to(device), normalize=True)
+                    for start in range(0, len(texts), TEXT_CHUNK)
+                ]
+            )
 
     def train(self, mode: bool = True) -> "MultiAdsModel":
         """Switch mode; the frozen CLIP stays in eval mode."""
@@ -110,16 +129,24 @@ class MultiAdsModel(nn.Module):
             )
         return outputs["image_features"], self.adapters(torch.stack(outputs["image_intermediates"]))
 
-    def compute(self, images: torch.Tensor) -> MultiAdsForward:
-        """Image–text similarities shared by training and inference."""
+    def compute(self, images: torch.Tensor, products: torch.Tensor | None = None) -> MultiAdsForward:
+        """Image–text similarities shared by training and inference.
+
+        Args:
+            images: The images, ``(B, 3, H, W)``.
+            products: Index into ``class_names`` of each image's product, ``(B,)``; ``None``: the first product.
+
+        """
         if not self.states.numel():
             msg = "No vocabulary set: call set_vocabulary(defect_types, defect_words) first."
             raise RuntimeError(msg)
         image, patches = self.encode_image(images)
+        states = self.states[0].expand(len(images), -1, -1) if products is None else self.states[products]
         return MultiAdsForward(
             image=F.normalize(image, dim=-1),
             patches=patches,
-            stage_probs=similarity_maps(patches, self.states, self.temperature),
+            stage_probs=similarity_maps(patches, states, self.temperature),
+            states=states,
         )
 
     def forward(self, images: torch.Tensor) -> MultiAdsForward | TypedInferenceBatch:
@@ -128,7 +155,7 @@ class MultiAdsModel(nn.Module):
         if self.training:
             return outputs
         # a_x: 1 − the normal state's share of the softmax over the K + 1 global similarities (§4.2).
-        global_cos = outputs.image @ F.normalize(self.states, dim=-1).T
+        global_cos = torch.einsum("bd,bkd->bk", outputs.image, F.normalize(outputs.states, dim=-1))
         global_score = 1 - (global_cos / self.temperature).softmax(dim=-1)[:, 0]
         return typed_predictions(
             outputs.stage_probs,

@@ -1,0 +1,455 @@
+"""Defect-aware phrases of the MultiADS prompts (MultiADS appendix 7.1, tables 6–10; the wording is ours).
+
+The paper describes each defect type by six phrases that name the product (``{cls}``) and the defect through its
+synonyms and variants (a bent lead, a slight curve, noticeable bending…), the normal state by ten phrases, and
+fills each phrase into every one of the 35 sentence templates. Types shared by datasets share their phrases.
+Plain data, so that importing the knowledge base stays light.
+"""
+
+from types import MappingProxyType
+
+NORMAL_PHRASES = (
+    "{cls}",
+    "flawless {cls}",
+    "pristine {cls}",
+    "spotless {cls}",
+    "intact {cls}",
+    "{cls} free of defects",
+    "{cls} with no damage",
+    "{cls} in perfect shape",
+    "{cls} of faultless quality",
+    "{cls} without a single blemish",
+)
+"""The normal state: ten phrases, the same for every dataset (appendix 7.1)."""
+
+GENERIC_PHRASES = (
+    "damaged {cls}",
+    "defective {cls}",
+    "flawed {cls}",
+    "{cls} with a defect",
+    "{cls} with an anomaly",
+    "{cls} that is not as it should be",
+)
+"""The generic abnormal state (no defect type known; the object-agnostic mode)."""
+
+FALLBACK_PHRASES = (
+    "{cls} has a {defect} defect",
+    "flawed {cls} with {defect}",
+    "{defect} found on {cls}",
+    "{cls} showing {defect}",
+    "visible {defect} on the {cls}",
+    "{cls} marred by {defect}",
+)
+"""Six phrases of a defect type the knowledge base has none for (a name given by text), with its prompt words."""
+
+DEFECT_PHRASES = MappingProxyType(
+    {
+        # MVTec-AD
+        "bent": (
+            "{cls} has a bent defect",
+            "flawed {cls} with a bent lead",
+            "a bend in the {cls}",
+            "{cls} with a slight curve where it should be straight",
+            "{cls} showing noticeable bending",
+            "a bent wire on the {cls}",
+        ),
+        "broken": (
+            "{cls} has a broken defect",
+            "flawed {cls} with breakage",
+            "a broken piece of the {cls}",
+            "{cls} with broken areas",
+            "{cls} showing signs of having been broken",
+            "fractured spots on the {cls}",
+        ),
+        "color": (
+            "{cls} has a color defect",
+            "uneven color on the {cls}",
+            "{cls} with a discolored patch",
+            "{cls} showing a visible color difference",
+            "{cls} with irregular coloring",
+            "off-color stain on the {cls}",
+        ),
+        "combined": (
+            "{cls} has several defects at once",
+            "flawed {cls} with multiple defects",
+            "{cls} showing more than one kind of damage",
+            "several different flaws on the {cls}",
+            "{cls} with combined defects",
+            "a mix of defects on the {cls}",
+        ),
+        "contamination": (
+            "{cls} has a contamination defect",
+            "foreign particles on the {cls}",
+            "contaminated {cls}",
+            "{cls} carrying contaminants",
+            "{cls} with impurities",
+            "traces of contamination on the {cls}",
+        ),
+        "crack": (
+            "{cls} has a crack defect",
+            "a crack running through the {cls}",
+            "cracked area on the {cls}",
+            "{cls} with noticeable cracking",
+            "fine cracks on the {cls}",
+            "{cls} showing surface cracks",
+        ),
+        "cut": (
+            "{cls} has a cut defect",
+            "cut marks on the {cls}",
+            "{cls} with visible cuts",
+            "a cut in the {cls}",
+            "{cls} that has been sliced",
+            "a cut insulation or lead on the {cls}",
+        ),
+        "damaged": (
+            "{cls} has a damaged defect",
+            "flawed {cls} with damage",
+            "{cls} with visible damage",
+            "damaged areas on the {cls}",
+            "physical damage on the {cls}",
+            "{cls} with a defective part",
+        ),
+        "fabric": (
+            "{cls} has a fabric defect",
+            "{cls} with a damaged fabric border",
+            "{cls} with a flaw in the fabric interior",
+            "fabric irregularities on the {cls}",
+            "{cls} with frayed textile",
+            "the fabric of the {cls} is damaged",
+        ),
+        "faulty imprint": (
+            "{cls} has a faulty imprint defect",
+            "{cls} with a print defect",
+            "wrong printing on the {cls}",
+            "misaligned print on the {cls}",
+            "printing errors on the {cls}",
+            "{cls} with a smeared imprint",
+        ),
+        "glue": (
+            "{cls} has a glue defect",
+            "{cls} with a glue strip",
+            "excess glue on the {cls}",
+            "{cls} with uneven glue",
+            "glue spots on the {cls}",
+            "stray adhesive on the {cls}",
+        ),
+        "hole": (
+            "{cls} has a hole defect",
+            "a hole in the {cls}",
+            "visible hole on the {cls}",
+            "{cls} with a puncture",
+            "small hole found in the {cls}",
+            "perforation in the {cls}",
+        ),
+        "liquid": (
+            "{cls} has a liquid defect",
+            "flawed {cls} with liquid on it",
+            "{cls} with oil on it",
+            "liquid marks on the {cls}",
+            "{cls} with liquid residue",
+            "a wet stain on the {cls}",
+        ),
+        "misplaced": (
+            "{cls} has a misplaced defect",
+            "flawed {cls} with a part out of place",
+            "{cls} showing misalignment",
+            "misplaced parts on the {cls}",
+            "{cls} with a flipped or swapped part",
+            "a part of the {cls} in the wrong position",
+        ),
+        "missing": (
+            "{cls} has a missing defect",
+            "flawed {cls} with something missing",
+            "{cls} with missing components",
+            "a part missing from the {cls}",
+            "{cls} showing an absent piece",
+            "incomplete {cls}",
+        ),
+        "poke": (
+            "{cls} has a poke defect",
+            "{cls} with a poked insulation",
+            "visible poke mark on the {cls}",
+            "{cls} with a puncture mark",
+            "a poke flaw on the {cls}",
+            "small dent from a poke on the {cls}",
+        ),
+        "rough": (
+            "{cls} has a rough defect",
+            "rough texture on the {cls}",
+            "uneven surface on the {cls}",
+            "{cls} coarser than it should be",
+            "surface roughness on the {cls}",
+            "a patch of rough finish on the {cls}",
+        ),
+        "scratch": (
+            "{cls} has a scratch defect",
+            "flawed {cls} with a scratch",
+            "visible scratches on the {cls}",
+            "{cls} with surface scratches",
+            "minor scratches on the {cls}",
+            "{cls} showing scratch marks",
+        ),
+        "squeeze": (
+            "{cls} has a squeeze defect",
+            "flawed {cls} that has been squeezed",
+            "squeezed area on the {cls}",
+            "{cls} with compression marks",
+            "{cls} pressed out of shape",
+            "flattened spot on the {cls}",
+        ),
+        "thread": (
+            "{cls} has a thread defect",
+            "flawed {cls} with a loose thread",
+            "loose threads on the {cls}",
+            "{cls} with a stray thread",
+            "untrimmed threads on the {cls}",
+            "a thread sticking out of the {cls}",
+        ),
+        # VisA
+        "breakage": (
+            "{cls} has a breakage defect",
+            "broken {cls}",
+            "{cls} broken down the middle",
+            "{cls} with a broken corner or edge",
+            "visible breakage on the {cls}",
+            "a piece broken off the {cls}",
+        ),
+        "bubble": (
+            "{cls} has a bubble defect",
+            "bubbles on the {cls}",
+            "{cls} with bubble marks",
+            "air bubbles in the {cls}",
+            "{cls} containing bubbles",
+            "small bubbles on the surface of the {cls}",
+        ),
+        "burnt": (
+            "{cls} has a burnt defect",
+            "{cls} with burn marks",
+            "burnt areas on the {cls}",
+            "{cls} showing signs of burning",
+            "scorch marks on the {cls}",
+            "slightly burnt {cls}",
+        ),
+        "chip": (
+            "{cls} has a chip defect",
+            "{cls} with a chipped fragment",
+            "chipped areas on the {cls}",
+            "{cls} with a chip broken off",
+            "broken fragments on the {cls}",
+            "chip marks on the {cls}",
+        ),
+        "damage": (
+            "{cls} has a damage defect",
+            "flawed {cls} with damage",
+            "{cls} showing signs of damage",
+            "damage found on the {cls}",
+            "{cls} with a damaged corner",
+            "{cls} with structural damage",
+        ),
+        "dirt": (
+            "{cls} has a dirt defect",
+            "dirty {cls}",
+            "{cls} with dirt on it",
+            "specks of dirt on the {cls}",
+            "{cls} soiled with grime",
+            "a dirty patch on the {cls}",
+        ),
+        "discolor": (
+            "{cls} has a discoloration defect",
+            "discolored {cls}",
+            "{cls} with faded color",
+            "a discolored area on the {cls}",
+            "{cls} whose color has changed",
+            "{cls} with an odd tint",
+        ),
+        "extra": (
+            "{cls} has an extra-material defect",
+            "{cls} with an extra thing on it",
+            "extra material on the {cls}",
+            "{cls} with an additional piece",
+            "{cls} with an unwanted addition",
+            "surplus material stuck to the {cls}",
+        ),
+        "leak": (
+            "{cls} has a leak defect",
+            "leaking {cls}",
+            "{cls} with leaked contents",
+            "a leak from the {cls}",
+            "{cls} with liquid seeping out",
+            "traces of leakage on the {cls}",
+        ),
+        "melded": (
+            "{cls} has a melded defect",
+            "melded parts on the {cls}",
+            "{cls} with fused areas",
+            "fused spots on the {cls}",
+            "{cls} with melded wax",
+            "{cls} with material merged together",
+        ),
+        "melt": (
+            "{cls} has a melt defect",
+            "melted areas on the {cls}",
+            "{cls} showing melting",
+            "signs of melting on the {cls}",
+            "{cls} with melted spots",
+            "{cls} with a melted look",
+        ),
+        "misshape": (
+            "{cls} has a misshape defect",
+            "misshapen {cls}",
+            "{cls} with a wrong shape",
+            "{cls} deformed out of its usual shape",
+            "{cls} with an irregular outline",
+            "an odd-shaped {cls}",
+        ),
+        "other": (
+            "{cls} has some other defect",
+            "flawed {cls} with an unusual defect",
+            "{cls} with an irregularity",
+            "something wrong on the {cls}",
+            "{cls} with an uncommon flaw",
+            "an odd mark on the {cls}",
+        ),
+        "particle": (
+            "{cls} has a particle defect",
+            "{cls} with foreign particles",
+            "small particles on the {cls}",
+            "{cls} with unwanted particles",
+            "contaminating particles on the {cls}",
+            "{cls} with visible specks",
+        ),
+        "spot": (
+            "{cls} has a spot defect",
+            "spots on the {cls}",
+            "flawed {cls} with spots",
+            "{cls} with visible spotting",
+            "{cls} with small color spots",
+            "surface spots on the {cls}",
+        ),
+        "stuck": (
+            "{cls} has a stuck defect",
+            "{cls} stuck together",
+            "{cls} with parts stuck together",
+            "{cls} clinging to each other",
+            "partially stuck {cls}",
+            "{cls} with an adhesion defect",
+        ),
+        "weird wick": (
+            "{cls} has a weird wick defect",
+            "{cls} with an unusual wick",
+            "the wick of the {cls} looks odd",
+            "{cls} with a strangely shaped wick",
+            "irregular wick on the {cls}",
+            "{cls} with a crooked wick",
+        ),
+        "wrong place": (
+            "{cls} has a wrong-place defect",
+            "{cls} with something in the wrong place",
+            "flawed {cls} with a misplaced part",
+            "misaligned part on the {cls}",
+            "{cls} showing parts out of place",
+            "a piece of the {cls} placed wrongly",
+        ),
+        # MPDD
+        "defective painting": (
+            "{cls} has a defective painting defect",
+            "flawed {cls} with painting flaws",
+            "{cls} with patchy paint",
+            "uneven painting on the {cls}",
+            "{cls} with poor paint quality",
+            "paint defects on the {cls}",
+        ),
+        "flattening": (
+            "{cls} has a flattening defect",
+            "flattened {cls}",
+            "flattening on the {cls}",
+            "{cls} pressed flat",
+            "{cls} that is squashed",
+            "{cls} deformed by flattening",
+        ),
+        "mismatch": (
+            "{cls} has a mismatch defect",
+            "{cls} with parts that do not match",
+            "{cls} with bent and mismatched parts",
+            "mismatched components on the {cls}",
+            "misaligned parts on the {cls}",
+            "{cls} assembled from the wrong parts",
+        ),
+        "rust": (
+            "{cls} has a rust defect",
+            "{cls} with rust patches",
+            "rust spots on the {cls}",
+            "visible rust on the {cls}",
+            "{cls} showing signs of rusting",
+            "{cls} affected by corrosion",
+        ),
+        # MAD
+        "burrs": (
+            "{cls} has a burr defect",
+            "sharp burr on the {cls}",
+            "{cls} with excess material on its edges",
+            "burrs formed on the {cls}",
+            "{cls} with rough edges",
+            "{cls} with protruding material",
+        ),
+        "stains": (
+            "{cls} has a stain defect",
+            "stains on the {cls}",
+            "{cls} with a discolored patch",
+            "{cls} with uneven color",
+            "a smudge on the {cls}",
+            "{cls} marked by stains",
+        ),
+        # Real-IAD
+        "abrasion": (
+            "{cls} has an abrasion defect",
+            "{cls} with scuff marks",
+            "{cls} worn by rubbing",
+            "worn or scraped areas on the {cls}",
+            "abraded surface of the {cls}",
+            "{cls} with a scuffed finish",
+        ),
+        "deformation": (
+            "{cls} has a deformation defect",
+            "{cls} twisted out of shape",
+            "structural distortion of the {cls}",
+            "unexpected deformation of the {cls}",
+            "{cls} with a warped shape",
+            "{cls} bent under stress",
+        ),
+        "foreign": (
+            "{cls} has a foreign-object defect",
+            "{cls} with a foreign object on it",
+            "unexpected foreign material on the {cls}",
+            "{cls} with an unwanted object",
+            "{cls} with an extra thing on it",
+            "a foreign body stuck to the {cls}",
+        ),
+        "pit": (
+            "{cls} has a pit defect",
+            "small pits on the {cls}",
+            "{cls} with cavities in its surface",
+            "{cls} with a pitted surface",
+            "tiny holes pitting the {cls}",
+            "{cls} with dimples in its surface",
+        ),
+        # The built-in synthetic set
+        "stain": (
+            "{cls} has a stain defect",
+            "a stain on the {cls}",
+            "{cls} with a discolored blotch",
+            "{cls} with a dark mark",
+            "a smudge on the {cls}",
+            "{cls} marked by a stain",
+        ),
+    }
+)
+"""Six phrases of each defect type of the knowledge base (MultiADS tables 6–10: synonyms and variants)."""
+
+
+def defect_phrases(defect_type: str, words: str) -> tuple[str, ...]:
+    """The six phrases of a defect type (``{cls}`` to fill); a type without its own uses ``words`` in general ones."""
+    key = defect_type.strip().lower().replace("_", " ")
+    if key in DEFECT_PHRASES:
+        return DEFECT_PHRASES[key]
+    return tuple(phrase.replace("{defect}", words) for phrase in FALLBACK_PHRASES)
