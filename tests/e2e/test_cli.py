@@ -128,3 +128,21 @@ def test_a_seed_in_the_config_makes_training_reproducible(data):
             learned.append(torch.load(path, weights_only=True)["state_dict"])
     assert learned[0].keys() == learned[1].keys() and learned[0]
     assert all(torch.equal(learned[0][name], learned[1][name]) for name in learned[0])
+
+
+@pytest.mark.slow
+def test_a_reordered_vocabulary_gives_the_same_type_metrics_through_anomalib_test(data, tiny_checkpoint):
+    """``--model.defect_types`` is matched to the data's types by name: its order changes no number."""
+    typed = ["--data", "anomalib_dapo.data.SyntheticDefects", "--data.root", str(data / "target")]
+    typed += ["--data.category", "disc", "--data.seed", "1", "--data.image_size", "64"]
+    typed += ["--data.n_test_per_defect", "3", "--data.n_test_good", "3"]
+    trainer = ["--trainer.accelerator", "cpu", "--default_root_dir", str(data / "reordered")]
+    names = ("pixel_TypeAUROC", "pixel_TypeAveragePrecision", "pixel_TypeF1Score", "image_MultiLabelF1")
+    reported = []
+    for order in ("[scratch, hole, stain, missing]", "[missing, stain, scratch, hole]"):
+        output = anomalib(
+            "test", *MODEL, "--model.weights", str(tiny_checkpoint), "--model.defect_types", order, *typed, *trainer,
+            cwd=data,
+        )  # fmt: skip
+        reported.append({name: metric(output, name) for name in names})
+    assert reported[0] == reported[1]
