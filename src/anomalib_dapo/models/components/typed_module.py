@@ -81,6 +81,8 @@ class TypedPromptModule:
         self.few_shot_source = Path(few_shot_source) if few_shot_source is not None else None
         self.learning_rate = learning_rate
         self.said_untyped = False  # the "no type metrics" warning is given once per model
+        self.type_ids: torch.Tensor | None = None  # data type id -> scored type id (see match_data_types)
+        self.image_type_ids: dict[str, int] | None = None
 
     def load_weights(self, path: str) -> None:
         """Load learned prompts and adapters, and the calibration (thresholds, normalisation) of their training run.
