@@ -166,8 +166,9 @@ def test_score_bins_are_monotone_and_resolve_both_tails() -> None:
     assert (bins.diff() >= 0).all()
     assert bins.min().item() == 0 and bins.max().item() == NUM_BINS - 1
     assert (score_bins(torch.tensor([0.0, 1.0])) == torch.tensor([0, NUM_BINS - 1])).all()
-    inner = bins[(ordered > 0) & (ordered < 1)]
+    inner = bins[(ordered >= 2.0**-136) & (ordered < 1)]
     assert (inner > 0).all() and (inner < NUM_BINS - 1).all()  # 0 and 1 alone in their bins
+    assert score_bins(torch.tensor([1e-45, 1e-42])).tolist() == [0, 0]  # subnormals below 2^-136 count as 0
     # Neighbours 0.1 % apart get different bins, near 0 and near 1 alike.
     for p in (1e-30, 1e-12, 1e-3, 0.2, 0.5 - 1e-3, 0.5 + 1e-3, 0.8, 1 - 1e-3, 1 - 2e-4):
         near = torch.tensor([p, p + 1.5e-3 * min(p, 1 - p)])
@@ -283,3 +284,17 @@ def test_per_type_table_and_mean_over_objects() -> None:
 
     means = mean_over_objects({"candle": {"auroc": 0.9, "f1": 0.2}, "pcb1": {"auroc": 0.7, "f1": math.nan}})
     assert means == pytest.approx({"auroc": 0.8, "f1": 0.2})
+
+
+def test_the_second_curve_metric_reuses_the_bins_only_of_the_same_unmodified_map() -> None:
+    batch = random_batch(13, [0, 1, 2, 3])
+    auroc, ap = TypeAUROC(num_classes=4), TypeAveragePrecision(num_classes=4)
+    auroc.update(batch)
+    ap.update(batch)  # the same map: the same counts
+    assert torch.equal(ap.histogram, auroc.histogram)
+    batch.pred_type_map.copy_(batch.pred_type_map.flip(-1))  # modified in place
+    ap.update(batch)
+    fresh = TypeAveragePrecision(num_classes=4)
+    fresh.update(random_batch(13, [0, 1, 2, 3]))
+    fresh.update(batch)
+    assert torch.equal(ap.histogram, fresh.histogram)

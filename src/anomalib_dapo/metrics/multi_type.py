@@ -24,6 +24,7 @@ reductions, so the metrics are correct under DDP.
 """
 
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -35,17 +36,14 @@ from torchmetrics.utilities import rank_zero_warn
 
 MANTISSA_BITS = 10
 """Mantissa bits a bin keeps: bins are 2^-10 ≈ 0.1 % wide relative to min(p, 1 − p)."""
-_SMALLEST_EXPONENT = -126
-"""float32's smallest normal power of two: the subnormals below it share the grid's first inexact bin."""
-_FIRST = (127 + _SMALLEST_EXPONENT) << MANTISSA_BITS
-"""The bin of 2^-126 on the grid of float32 bit patterns."""
-_HALF = ((126 << MANTISSA_BITS) - _FIRST) + 1
-"""Bin of p = 0.5; bin 0 holds p = 0 alone."""
-NUM_BINS = 2 * _HALF - ((103 << MANTISSA_BITS) - _FIRST + 1) + 2
+_SHIFT = 23 - MANTISSA_BITS
+_HALF = (126 << 23) >> _SHIFT
+"""Bin of p = 0.5 (whose float32 exponent field is 126)."""
+NUM_BINS = 2 * _HALF - ((103 << 23) >> _SHIFT) + 2
 """Bins of the grid: in float32, 1 − p ≥ 2^-24 for every p < 1, so above 0.5 only 24 powers of two are binned,
 then p = 1 has the last bin alone."""
 _EXACT_BINS = (0, NUM_BINS - 1)
-"""Bins holding a single value (exactly 0 and exactly 1): their ties are ties for scikit-learn too."""
+"""Bins treated as one value: exactly 1, and 0 with the subnormals below 2^-136 (1e-41), which count as 0."""
 TOLERANCE = 0.005
 """A metric whose error bound exceeds this warns."""
 
@@ -60,10 +58,8 @@ def score_bins(probs: torch.Tensor) -> torch.Tensor:
     ``low``. Returns int32 bins in ``[0, NUM_BINS)``.
     """
     probs = probs.float()
-    low = torch.minimum(probs, 1 - probs)
-    bins = (low.view(torch.int32) >> (23 - MANTISSA_BITS)).sub_(_FIRST - 1).clamp_(min=1)
-    bins.masked_fill_(low == 0, 0)
-    # Mirrored above 0.5; p = 1 (low = 0) lands beyond the last bin of 1 − p ≥ 2^-24 and is clamped to its own.
+    bins = torch.minimum(probs, 1 - probs).view(torch.int32) >> _SHIFT
+    # Mirrored above 0.5; p = 1 (low = 0) lands beyond the bin of 1 − p = 2^-24 and is clamped to its own.
     return torch.where(probs <= 0.5, bins, 2 * _HALF - bins).clamp_(max=NUM_BINS - 1)
 
 
@@ -156,6 +152,31 @@ class _MacroOverPresent:
         return self.per_class_scores.nanmean()
 
 
+class _LastBins:
+    """:func:`score_bins` of the last map binned, reused while it is the same, unmodified tensor.
+
+    TypeAUROC and TypeAveragePrecision update on the same ``pred_type_map`` of each batch; binning it is most
+    of their update, so the second one reuses the first's bins. The tensor is identified by a weak reference and
+    its in-place version counter, so a new or modified map is binned anew (inference tensors, as in Lightning's
+    test loop, have no counter: there the same tensor object is taken as the same map).
+    """
+
+    def __init__(self) -> None:
+        self._source: weakref.ref[torch.Tensor] | None = None
+        self._version: int | None = None
+        self._bins = torch.empty(0, dtype=torch.int32)
+
+    def __call__(self, probs: torch.Tensor, clamp: bool) -> torch.Tensor:
+        version = None if probs.is_inference() else probs._version
+        if self._source is None or self._source() is not probs or version != self._version:
+            self._bins = score_bins(probs.clamp(0, 1) if clamp else probs)
+            self._source, self._version = weakref.ref(probs), version
+        return self._bins
+
+
+_last_bins = _LastBins()
+
+
 class _PixelTypeCurve(Metric):
     """Score-based pixel metric over ``(B, K + 1, H, W)`` state maps and ``(B, H, W)`` type masks.
 
@@ -202,12 +223,16 @@ class _PixelTypeCurve(Metric):
                 f"[{low.item():.4g}, {high.item():.4g}]."
             )
             raise ValueError(msg)
-        classes = torch.arange(self.num_classes, device=preds.device, dtype=torch.int32).view(1, -1, 1, 1)
-        is_positive = target.unsqueeze(1) == classes
-        # One key per (class, positive?, bin), counted in one pass over the batch in its own layout.
-        keys = score_bins(preds.clamp(0, 1)).add_((2 * classes + is_positive) * NUM_BINS)
-        counts = torch.bincount(keys.flatten(), minlength=self.histogram.numel())
-        self.histogram += counts.view_as(self.histogram)
+        bins = _last_bins(preds, clamp=bool(low < 0 or high > 1))
+        offsets = torch.arange(self.num_classes, device=bins.device, dtype=torch.int32).view(1, -1, 1, 1) * NUM_BINS
+        # Every pixel counts once per state; its true state's count is then moved from negatives to positives.
+        total = torch.bincount((bins + offsets).flatten(), minlength=self.num_classes * NUM_BINS)
+        target = target.int()  # int32 keys: torch.bincount is several times faster on them than on int64
+        true_bins = bins.gather(1, target.unsqueeze(1).long()).squeeze(1)
+        positive = torch.bincount((true_bins + target * NUM_BINS).flatten(), minlength=self.num_classes * NUM_BINS)
+        shape = (self.num_classes, NUM_BINS)
+        self.histogram[:, 0] += total.view(shape) - positive.view(shape)
+        self.histogram[:, 1] += positive.view(shape)
 
     def compute(self) -> torch.Tensor:
         """Return the macro average over the scored states; store each state's score and error bound."""
