@@ -23,7 +23,7 @@ Examples::
 
     python benchmarks/bench_metrics.py                                   # 200 images at 518², extrapolated to 20k
     python benchmarks/bench_metrics.py --images 2000 --size 256 --groups type type_previous
-    python benchmarks/bench_metrics.py --images 8 --size 64 --batch-size 4   # the reduced form (seconds)
+    python benchmarks/bench_metrics.py --images 8 --size 64 --batch-size 4 --in-process   # reduced (seconds)
 """
 
 import argparse
@@ -188,6 +188,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--pool", type=int, default=4, help="Distinct synthetic batches cycled through.")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--groups", nargs="+", default=list(GROUPS), choices=GROUPS)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="Run the groups here, not in subprocesses (peak RSS then accumulates).",
+    )
     parser.add_argument("--group", help=argparse.SUPPRESS)  # internal: run one group in this process
     args = parser.parse_args(argv)
     if args.group:
@@ -197,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     shared = ["--images", args.images, "--size", args.size, "--states", args.states, "--batch-size", args.batch_size]
     shared += ["--pool", args.pool, "--threads", args.threads]
     for group in args.groups:
+        if args.in_process:
+            results.append(run_group(group, args))
+            continue
         command = [sys.executable, __file__, *map(str, shared), "--group", group]
         output = subprocess.run(command, capture_output=True, text=True, check=True, env=os.environ).stdout
         results.append(json.loads(output.split(MARK, 1)[1]))
