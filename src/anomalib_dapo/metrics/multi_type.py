@@ -117,6 +117,14 @@ def _macro_over_present(
     return torch.where(scored, scores.float(), torch.nan)
 
 
+def _macro_mean(per_class: torch.Tensor) -> torch.Tensor:
+    """Mean of the scored (non-NaN) classes, summed in sorted order: the vocabulary's order cannot change it.
+
+    Summing in class order would round float32 differently for a reordered vocabulary (about 1e-9).
+    """
+    return per_class.sort().values.nanmean()
+
+
 def _check_type_mask(target: torch.Tensor, num_classes: int) -> None:
     if target.numel() and (target.min() < 0 or target.max() >= num_classes):
         msg = f"Type mask values must lie in [0, {num_classes - 1}], got [{target.min()}, {target.max()}]."
@@ -149,7 +157,7 @@ class _MacroOverPresent:
         """
         scores = super().compute()  # type: ignore[misc]
         self.per_class_scores = _macro_over_present(scores, self.tp + self.fn, self.fp + self.tn, False)
-        return self.per_class_scores.nanmean()
+        return _macro_mean(self.per_class_scores)
 
 
 class _LastBins:
@@ -247,7 +255,7 @@ class _PixelTypeCurve(Metric):
                 f"{type(self).__name__}: the probabilities are so concentrated that its binned value may differ "
                 f"from the exact one by up to {worst:.4f} for a state (see error_bounds).",
             )
-        return self.per_class_scores.nanmean()
+        return _macro_mean(self.per_class_scores)
 
 
 class TypeAUROC(AnomalibMetric, _PixelTypeCurve):  # type: ignore[misc]

@@ -154,4 +154,6 @@ def test_stock_datamodule_without_types_says_once_which_datamodule_gives_them(
     assert not any(name.startswith(("pixel_Type", "image_MultiLabel")) for name in metrics)
     assert caplog.text.count("No defect-type metrics: Folder") == 1
     assert "DefectFolder" in caplog.text
-    assert not [w for w in recwarn if "compute" in str(w.message)]  # torchmetrics' "compute called before update"
+    assert not [
+        str(w.message) for w in recwarn if "compute" in str(w.message)
+    ]  # torchmetrics' "compute … before update"
