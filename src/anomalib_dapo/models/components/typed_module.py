@@ -29,6 +29,7 @@ from anomalib_dapo.metrics import (
     TypeAveragePrecision,
     TypeF1Score,
 )
+from anomalib_dapo.models.components.calibration import calibrate, needs_calibration
 from anomalib_dapo.models.components.few_shot import reference_images
 from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
 from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
@@ -157,8 +158,10 @@ class TypedPromptModule:
         self.collect_references()
 
     def on_test_epoch_start(self) -> None:
-        """Build the few-shot references from the current weights."""
+        """Build the few-shot references from the current weights; calibrate on the target after ``--ckpt_path``."""
         self.collect_references()
+        if needs_calibration(self):
+            calibrate(self)
 
     def on_predict_start(self) -> None:
         """Read the image folder of ``anomalib predict --data <folder>`` with the plugin's reader.
@@ -172,8 +175,10 @@ class TypedPromptModule:
                 loader.dataset.__class__ = FolderImages
 
     def on_predict_epoch_start(self) -> None:
-        """Build the few-shot references from the current weights."""
+        """Build the few-shot references from the current weights; calibrate on the target after ``--ckpt_path``."""
         self.collect_references()
+        if needs_calibration(self):
+            calibrate(self)
 
     # ------------------------------------------------------------------ few-shot references
 
