@@ -18,6 +18,7 @@ Every value is held in torchmetrics states with sum or cat reductions, so the me
 """
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -26,6 +27,9 @@ from anomalib.metrics import AnomalibMetric
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAUROC, MulticlassAveragePrecision, MulticlassF1Score
 from torchmetrics.utilities import dim_zero_cat
+
+ABSENT_CLASS_WARNINGS = r"No (positive|negative) samples (found )?in target"
+"""torchmetrics' warnings about a class without positive or negative pixels, which the absent-class rule scores."""
 
 
 class _MacroOverPresent:
@@ -51,7 +55,10 @@ class _MacroOverPresent:
         ``per_class_scores`` holds one one-vs-rest score per class, NaN where the class is not scored. It is
         set by the latest ``compute`` (the Evaluator's epoch end or a direct call) and survives ``reset``.
         """
-        scores = super().compute()  # type: ignore[misc]
+        with warnings.catch_warnings():
+            # torchmetrics warns about each class absent from the targets; the rule above handles them.
+            warnings.filterwarnings("ignore", message=ABSENT_CLASS_WARNINGS, category=UserWarning)
+            scores = super().compute()  # type: ignore[misc]
         positives, negatives = self._support()
         scored = positives > 0
         if self._needs_negatives:

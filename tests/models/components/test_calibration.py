@@ -15,7 +15,12 @@ CALIBRATION = ("image_threshold", "pixel_threshold", "image_min", "image_max", "
 @pytest.fixture(scope="module")
 def target(tmp_path_factory):
     return generate_synthetic_dataset(
-        tmp_path_factory.mktemp("target"), categories=("grid",), image_size=64, n_train=2, n_test_good=2, n_test_per_defect=1
+        tmp_path_factory.mktemp("target"),
+        categories=("grid",),
+        image_size=64,
+        n_train=2,
+        n_test_good=2,
+        n_test_per_defect=1,
     )
 
 
