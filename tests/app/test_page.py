@@ -6,16 +6,13 @@ import socket
 import numpy as np
 import pytest
 from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
-pytest.importorskip("gradio", reason="the page needs the app extra: pip install anomalib-dapo[app]")
-webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
-
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-from anomalib_dapo.app import load_inspector  # noqa: E402
-from anomalib_dapo.app.page import HOST, build_page  # noqa: E402
+from anomalib_dapo.app import load_inspector
+from anomalib_dapo.app.page import HOST, build_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -62,6 +59,7 @@ def browser(tmp_path):
     driver.quit()
 
 
+@pytest.mark.slow
 def test_page_shows_the_overlay_and_the_legend_of_the_typed_names(page_url, browser, tmp_path):
     image = tmp_path / "part.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(image)
