@@ -224,7 +224,7 @@ class TypeResultsWriter(Callback):
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Compute on every process; rank 0 writes the CSVs and pictures."""
         if self.confusion is None or not self.confusion.update_called:  # the data has no type masks
-            return  # (computing would make torchmetrics warn "compute called before update" at the user)
+            return
         confusion = self.confusion.compute()
         evaluator = getattr(pl_module, "evaluator", None)
         metrics = [m for m in (evaluator.test_metrics if evaluator is not None else []) if type(m) in COLUMNS]
