@@ -30,6 +30,7 @@ from anomalib_dapo.metrics import (
     TypeF1Score,
 )
 from anomalib_dapo.models.components.few_shot import reference_images
+from anomalib_dapo.models.components.runs import prepare_run
 from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
 from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
 from anomalib_dapo.visualization import TypeVisualizer
@@ -262,6 +263,11 @@ class TypedPromptModule:
         return torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.learning_rate)
 
     # ------------------------------------------------------------------ checkpoints
+
+    def configure_callbacks(self) -> list:
+        """No callbacks; the one hook before any callback writes: give the run its own folder, atomic checkpoints."""
+        prepare_run(self.trainer)
+        return []
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the learned parameters and what rebuilds the model; never the frozen CLIP weights."""
