@@ -14,6 +14,7 @@ from anomalib import LearningType
 from anomalib.data import AnomalibDataModule, Batch, PredictDataset
 from anomalib.metrics import AUPR, AUPRO, AUROC, AnomalibMetric, Evaluator, F1Max
 from anomalib.pre_processing import PreProcessor
+from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch.nn import ModuleList
 from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Resize
@@ -264,10 +265,10 @@ class TypedPromptModule:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def configure_callbacks(self) -> list:
-        """No callbacks; the one hook before any callback writes: give the run its own folder, atomic checkpoints."""
+    def configure_callbacks(self) -> Sequence[Callback] | Callback:
+        """The components' callbacks; first, as no callback has written yet, the run's own folder and writer."""
         prepare_run(self.trainer)
-        return []
+        return super().configure_callbacks()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the learned parameters and what rebuilds the model; never the frozen CLIP weights."""
