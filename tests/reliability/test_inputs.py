@@ -239,3 +239,44 @@ def test_wrong_layout_names_the_problem(data, tmp_path, change):
         typed_test_split(root)
     assert str(category) in str(error.value)
     assert "Expected layout" in str(error.value)
+
+
+# ---------------------------------------------------------------- weights and options
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"seed_everything: 0\nmodel:\n  class_path: Dapo\n", b"e" * 64, b"\x80\x02K\x01."],
+    ids=["config_yaml", "text", "pickled_int"],
+)
+def test_a_weights_file_that_is_no_checkpoint_says_what_to_pass(tmp_path, content):
+    """Text files made torch.load fail with "pop from empty list" or ``KeyError: 101``."""
+    path = tmp_path / "config.yaml"
+    path.write_bytes(content)
+    with pytest.raises(
+        CheckpointMismatchError, match=r"is not a readable Dapo checkpoint .*anomalib train --model Dapo"
+    ):
+        Dapo(weights=str(path), **TINY)
+
+
+def test_a_checkpoint_of_the_other_model_names_the_model_to_use(tmp_path, tiny_checkpoint):
+    from lightning.pytorch import Trainer
+
+    from anomalib_dapo import MultiAds
+
+    multiads = {key: value for key, value in TINY.items() if key not in {"text_depth", "num_prompts"}}
+    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(MultiAds(**multiads))
+    trainer.save_checkpoint(tmp_path / "multiads.ckpt")
+    with pytest.raises(CheckpointMismatchError, match="is a MultiAds checkpoint, not a Dapo one: use --model MultiAds"):
+        Dapo(weights=str(tmp_path / "multiads.ckpt"), **TINY)
+    with pytest.raises(CheckpointMismatchError, match="is a Dapo checkpoint, not a MultiAds one: use --model Dapo"):
+        MultiAds(weights=str(tiny_checkpoint), **multiads)
+
+
+@pytest.mark.parametrize("types", [[None], [1, 2]], ids=["none", "numbers"])
+def test_defect_types_must_be_names(types):
+    from anomalib_dapo.knowledge import KnowledgeBaseError
+
+    with pytest.raises(KnowledgeBaseError, match=r"Defect types must be names \(text\)"):
+        Dapo(defect_types=types, **TINY)
