@@ -34,7 +34,7 @@ class LearnedWeights:
 
     @property
     def model_name(self) -> str:
-        """The anomalib model these weights belong to: ``Dapo`` for ``DapoModel``, ``MultiAds`` for ``MultiAdsModel``."""
+        """The anomalib model of these weights: ``Dapo`` for ``DapoModel``, ``MultiAds`` for ``MultiAdsModel``."""
         return type(self.model).__name__.removesuffix("Model")
 
     def layout(self) -> dict[str, Any]:
