@@ -280,3 +280,29 @@ def test_defect_types_must_be_names(types):
 
     with pytest.raises(KnowledgeBaseError, match=r"Defect types must be names \(text\)"):
         Dapo(defect_types=types, **TINY)
+
+
+@pytest.mark.parametrize(
+    ("images", "match"),
+    [
+        (torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8), r"got torch.uint8: pass images.float\(\) / 255"),
+        (torch.rand(2, 3, 64, 64) * 255, r"got values in \[.*\]: divide 8-bit values \(0-255\) by 255"),
+        (torch.rand(0, 3, 64, 64), "The batch of images is empty"),
+        (torch.rand(3, 64, 64), r"got shape \(3, 64, 64\): .*images.unsqueeze\(0\)"),
+    ],
+    ids=["uint8", "floats_0_255", "empty", "three_dims"],
+)
+def test_images_that_are_no_unit_float_batch_are_refused(model, images, match):
+    """uint8 images and floats in 0-255 gave silently wrong scores."""
+    from anomalib_dapo.models.dapo.torch_model import ImageBatchError
+
+    with pytest.raises(ImageBatchError, match=match), torch.no_grad():
+        model(images)
+
+
+@pytest.mark.parametrize("image_size", [0, -64, 60])
+def test_an_image_size_that_does_not_fit_the_patches_is_refused(image_size):
+    from anomalib_dapo.backbone import BackboneError
+
+    with pytest.raises(BackboneError, match=rf"image_size {image_size} does not fit dapo-tiny.*--model.image_size \d+"):
+        Dapo(**{**TINY, "image_size": image_size})

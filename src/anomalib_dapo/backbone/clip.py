@@ -59,6 +59,20 @@ def _check_name(backbone: str) -> None:
         raise BackboneError(msg)
 
 
+def _check_image_size(backbone: str, image_size: int) -> None:
+    """Refuse an input size that is not a positive multiple of the backbone's patch size (pixels would be cut)."""
+    patch = open_clip.get_model_config(backbone)["vision_cfg"].get("patch_size")
+    if not isinstance(patch, int):
+        return
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0 or image_size % patch:
+        fit = max(patch, round(image_size / patch) * patch) if isinstance(image_size, int | float) else 37 * patch
+        msg = (
+            f"image_size {image_size!r} does not fit {backbone}: it takes a positive multiple of its patch size "
+            f"{patch}. Pass e.g. --model.image_size {fit}."
+        )
+        raise BackboneError(msg)
+
+
 def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu: bool = True) -> ClipBackbone:
     """Build a frozen OpenCLIP model at ``image_size`` (open_clip interpolates the position embeddings).
 
@@ -73,6 +87,7 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
     """
     _register_tiny_config()
     _check_name(backbone)
+    _check_image_size(backbone, image_size)
     is_file = bool(pretrained) and Path(pretrained).is_file()
     if pretrained and Path(pretrained).suffix and not is_file:
         msg = f"Backbone weights file not found: {pretrained}. Pass the path of a {backbone} checkpoint file."
