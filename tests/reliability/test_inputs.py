@@ -306,3 +306,19 @@ def test_an_image_size_that_does_not_fit_the_patches_is_refused(image_size):
 
     with pytest.raises(BackboneError, match=rf"image_size {image_size} does not fit dapo-tiny.*--model.image_size \d+"):
         Dapo(**{**TINY, "image_size": image_size})
+
+
+def test_a_non_ascii_dataset_path_says_how_to_read_it(data, tmp_path, monkeypatch):
+    """anomalib refuses such paths as "non-printable characters"; the advice given (an ASCII link) works."""
+    from anomalib_dapo.data import DatasetPathError
+
+    root = shutil.copytree(data, tmp_path / "Prüfdaten")
+    datamodule = CrossDataset("synthetic", root, "synthetic", root, "disc")
+    with pytest.raises(DatasetPathError, match=r"\('ü'\): link the dataset .* ln -s '.*Prüfdaten' datasets/Prufdaten"):
+        datamodule.setup()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets/Prufdaten").symlink_to(root)
+    linked = CrossDataset("synthetic", "datasets/Prufdaten", "synthetic", "datasets/Prufdaten", "disc")
+    linked.setup()
+    assert len(linked.test_data) == 5
