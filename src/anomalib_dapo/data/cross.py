@@ -158,6 +158,8 @@ class CrossDataset(AnomalibDataModule):
             return self.source_categories
         known = knowledge.categories(self.source)
         present = [category for category in known if category_dir(self.source, self.source_root, category).is_dir()]
+        if not present and (root := Path(self.source_root)).name in known:  # a category given as the root
+            raise SOURCES[self.source].not_found(category_dir(self.source, root, root.name), f"category {root.name!r}")
         if not present:
             raise SOURCES[self.source].not_found(self.source_root, f"categories ({', '.join(known)})")
         return present

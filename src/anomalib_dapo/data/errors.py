@@ -51,7 +51,13 @@ class DatasetSource:
 
     def not_found(self, path: Path, what: str) -> DatasetNotFoundError:
         """Error for a missing ``path`` (``what`` says what it should have been)."""
-        return DatasetNotFoundError(f"{self.name} {what} not found: {path}\n{self._help()}")
+        hint = ""
+        if path.parent.name == path.name and path.parent.is_dir():
+            hint = (
+                f" {path.parent} looks like that {what} itself, one level too deep: pass the folder above it as "
+                f"the root, {path.parent.parent}"
+            )
+        return DatasetNotFoundError(f"{self.name} {what} not found: {path}.{hint}\n{self._help()}")
 
     def require(self, path: Path, what: str) -> Path:
         """Return ``path`` if it exists, else raise :meth:`not_found`."""
