@@ -11,16 +11,9 @@ from pathlib import Path
 
 import pytest
 
-MODEL = [
-    "--model", "Dapo",
-    "--model.backbone", "dapo-tiny",
-    "--model.pretrained", "null",
-    "--model.image_size", "64",
-    "--model.text_depth", "4",
-    "--model.adapter_layers", "[2, 4]",
-    "--model.num_prompts", "2",
-    "--model.visualizer", "false",
-]  # fmt: skip
+from tiny import TINY_ARGS
+
+MODEL = TINY_ARGS
 TRAINER = ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "1"]
 
 

@@ -51,13 +51,13 @@ class DatasetSource:
 
     def not_found(self, path: Path, what: str) -> DatasetNotFoundError:
         """Error for a missing ``path`` (``what`` says what it should have been)."""
-        hint = ""
-        if path.parent.name == path.name and path.parent.is_dir():
-            hint = (
-                f" {path.parent} looks like that {what} itself, one level too deep: pass the folder above it as "
+        message = f"{self.name} {what} not found: {path}\n{self._help()}"
+        if path.parent.name == path.name and path.parent.is_dir():  # the fix last, where a console shows it
+            message += (
+                f"\n{path.parent} looks like that {what} itself, one level too deep: pass the folder above it as "
                 f"the root, {path.parent.parent}"
             )
-        return DatasetNotFoundError(f"{self.name} {what} not found: {path}.{hint}\n{self._help()}")
+        return DatasetNotFoundError(message)
 
     def require(self, path: Path, what: str) -> Path:
         """Return ``path`` if it exists, else raise :meth:`not_found`."""
@@ -78,7 +78,7 @@ class DatasetSource:
         link = Path("datasets") / ("".join(char for char in name if " " <= char <= "~").strip() or self.default_dir)
         msg = (
             f"{self.name} path {path} holds characters anomalib reads in no path ({odd!r}): link the dataset from "
-            f"an ASCII path and pass that one, e.g. ln -s '{root.absolute()}' {link} and --data.root {link}"
+            f"an ASCII path and pass the link as its root, e.g. ln -s '{root.absolute()}' {link}"
         )
         raise DatasetPathError(msg)
 
