@@ -62,15 +62,14 @@ def _check_name(backbone: str) -> None:
 def _check_image_size(backbone: str, image_size: int) -> None:
     """Refuse an input size that is not a positive multiple of the backbone's patch size (pixels would be cut)."""
     patch = open_clip.get_model_config(backbone)["vision_cfg"].get("patch_size")
-    if not isinstance(patch, int):
+    if not isinstance(patch, int) or (isinstance(image_size, int) and image_size > 0 and not image_size % patch):
         return
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0 or image_size % patch:
-        fit = max(patch, round(image_size / patch) * patch) if isinstance(image_size, int | float) else 37 * patch
-        msg = (
-            f"image_size {image_size!r} does not fit {backbone}: it takes a positive multiple of its patch size "
-            f"{patch}. Pass e.g. --model.image_size {fit}."
-        )
-        raise BackboneError(msg)
+    nearest = max(patch, round(image_size / patch) * patch) if isinstance(image_size, int | float) else patch
+    msg = (
+        f"image_size {image_size!r} does not fit {backbone}: it takes a positive multiple of its patch size "
+        f"{patch}. Pass e.g. --model.image_size {nearest}."
+    )
+    raise BackboneError(msg)
 
 
 def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu: bool = True) -> ClipBackbone:
