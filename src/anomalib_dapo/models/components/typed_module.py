@@ -268,11 +268,6 @@ class TypedPromptModule:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def configure_callbacks(self) -> Sequence[Callback] | Callback:
-        """The components' callbacks; first, as no callback has written yet, the run's own folder and writer."""
-        prepare_run(self.trainer)
-        return super().configure_callbacks()
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the learned parameters and what rebuilds the model; never the frozen CLIP weights."""
         super().on_save_checkpoint(checkpoint)
@@ -339,7 +334,11 @@ class TypedPromptModule:
         return Evaluator(test_metrics=image + pixel)
 
     def configure_callbacks(self) -> list[Callback]:
-        """Anomalib's component callbacks, and the writer of the per-type table and type confusion matrix."""
+        """Anomalib's component callbacks, and the writer of the per-type table and type confusion matrix.
+
+        First, as no callback has written yet: the run's own folder and the atomic checkpoint writer.
+        """
+        prepare_run(self.trainer)
         return [*super().configure_callbacks(), self.type_results]  # type: ignore[misc]
 
     @classmethod
