@@ -24,6 +24,8 @@ from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from anomalib_dapo.metrics.type_results import new_version_dir
+
 logger = logging.getLogger(__name__)
 
 VERSION = re.compile(r"v(\d+)")
@@ -89,14 +91,7 @@ def separate_run(trainer: Trainer) -> None:
     run = Path(trainer.default_root_dir)
     if not VERSION.fullmatch(run.name) or not run.is_dir() or not any(run.iterdir()):
         return
-    number = max(int(match[1]) for path in run.parent.iterdir() if (match := VERSION.fullmatch(path.name))) + 1
-    while True:  # another process may take a number meanwhile
-        own = run.parent / f"v{number}"
-        try:
-            own.mkdir()
-            break
-        except FileExistsError:
-            number += 1
+    own = new_version_dir(run.parent)
     trainer._default_root_dir = str(own)  # Lightning has no setter; nothing has read it yet
     for callback in trainer.checkpoint_callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.dirpath and Path(callback.dirpath).is_relative_to(run):
