@@ -320,6 +320,7 @@ class DapoModel(nn.Module):
 
     def compute(self, images: torch.Tensor) -> DapoForward:
         """Image–text similarities shared by training and inference."""
+        check_images(images)
         check_finite(images)
         autocast = self.autocast_dtype is not None and images.device.type == "cuda"
         # nullcontext rather than autocast(enabled=False), which would switch off a surrounding mixed precision.
@@ -358,6 +359,39 @@ class DapoModel(nn.Module):
 
 class NonFiniteInputError(ValueError):
     """Input images hold NaN or infinite values, which would otherwise come out as NaN scores."""
+
+
+class ImageBatchError(ValueError):
+    """Input images are not a batch of float RGB images ``(B, 3, H, W)`` (in ``[0, 1]`` before pre-processing)."""
+
+
+def check_images(images: torch.Tensor, unit_range: bool = False) -> None:
+    """Refuse what is no batch of float RGB images, and with ``unit_range`` pixels outside ``[0, 1]``.
+
+    uint8 images or floats in 0–255 would otherwise be normalised as if in ``[0, 1]``: silently wrong scores.
+    Skipped while exporting a graph, whose input signature fixes shape and type.
+    """
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return
+    if images.ndim != 4 or images.shape[1] != 3:
+        msg = (
+            f"Dapo takes a batch of RGB images (B, 3, H, W), got shape {tuple(images.shape)}: "
+            "add the batch dimension with images.unsqueeze(0) for a single image (3, H, W)."
+        )
+        raise ImageBatchError(msg)
+    if not len(images):
+        msg = "The batch of images is empty: pass at least one image (B >= 1)."
+        raise ImageBatchError(msg)
+    if not images.is_floating_point():
+        msg = f"Dapo takes float images in [0, 1], got {images.dtype}: pass images.float() / 255 for 8-bit images."
+        raise ImageBatchError(msg)
+    finite = images[torch.isfinite(images)] if unit_range else images.new_empty(0)  # NaN, inf: check_finite
+    if finite.numel() and (finite.amin() < 0 or finite.amax() > 1):
+        msg = (
+            f"Dapo takes float images in [0, 1], got values in [{finite.amin().item():g}, {finite.amax().item():g}]: "
+            "divide 8-bit values (0-255) by 255; the model normalises the images itself."
+        )
+        raise ImageBatchError(msg)
 
 
 def check_finite(images: torch.Tensor) -> None:
