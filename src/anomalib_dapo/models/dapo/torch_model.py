@@ -246,11 +246,12 @@ class DapoModel(nn.Module):
         """Select the ``K`` defect states scored from now on (type ``k`` ↔ ``defect_types[k - 1]``)."""
         if tuple(defect_types) == self.vocabulary and self.tokens.numel():
             return
+        tokens = self.prompts.tokenize(defect_words)
+        texts = [[text] for text in self.prompts.texts(defect_words)]
+        warn_overlong(self.prompts.tokenizer, texts, [self.prompts.normal_word, *defect_types])
         self.vocabulary = tuple(defect_types)
-        texts = self.prompts.texts(defect_words)
-        warn_overlong(self.prompts.tokenizer, [[text] for text in texts], [self.prompts.normal_word, *defect_types])
         # Encoded at the length the longest prompt needs: the state embeddings are those of the full context.
-        self.tokens = trim(self.clip, self.prompts.tokenize(defect_words)).to(self.tokens.device)
+        self.tokens = trim(self.clip, tokens).to(self.tokens.device)
         self.state_cache = torch.empty(0, device=self.tokens.device)
 
     def train(self, mode: bool = True) -> "DapoModel":
