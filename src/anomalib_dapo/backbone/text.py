@@ -83,12 +83,13 @@ def warn_overlong(tokenizer: Callable[..., torch.Tensor], texts: Sequence[Sequen
     overflowing = (tokenizer(flat, context_length=context + 1)[:, context] != 0).tolist()
     start = 0
     for name, group in zip(names, texts, strict=True):
-        if any(overflowing[start : start + len(group)]):
+        cut = [text for text, flag in zip(group, overflowing[start : start + len(group)], strict=True) if flag]
+        if cut:
             logger.warning(
-                "The defect name '%s' makes a prompt longer than the text encoder's context of %d tokens: the "
-                "prompt is cut at %d tokens and the end of the name is not read. Use a shorter name.",
+                "The prompt of '%s' is longer than the text encoder's context of %d tokens and is cut there, so "
+                "its end is not read: '%s'. Use a shorter defect name (or object name).",
                 name,
                 context,
-                context,
+                cut[0],
             )
         start += len(group)
