@@ -12,7 +12,8 @@ import pytest
 
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "gpu_check.sh"
 FIGURES = [
-    "float32_gflops_per_image",
+    "float32_dapo_gflops_per_image",
+    "float32_encode_image_gflops_per_image",
     "float32_matmul_tflops_measured",
     "float32_batch1_dapo_latency_ms",
     "float32_batch2_encode_image_images_per_s",
@@ -34,6 +35,7 @@ def test_gpu_check_runs_end_to_end_in_its_cpu_form(tmp_path):
     printed = {key.strip(): value for key, _, value in (line.partition(" : ") for line in done.stdout.splitlines())}
     missing = [name for name in FIGURES if not any(key.endswith(name) for key in printed)]
     assert missing == [], output[-4000:]
+    assert float(printed["float32_dapo_gflops_per_image"]) > float(printed["float32_encode_image_gflops_per_image"]) > 0
     assert "anomalib train, 1 device" in done.stdout
     assert "DDP skipped" in done.stdout
     assert (tmp_path / "gpu_check.json").is_file()
