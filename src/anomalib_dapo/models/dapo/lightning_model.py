@@ -10,7 +10,6 @@ Besides anomalib's score, label, anomaly map and mask, each batch gets ``pred_ty
 ``pred_type_mask`` and ``pred_type_probs`` (see :mod:`anomalib_dapo.data.dataclasses`).
 """
 
-import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,8 +30,6 @@ from anomalib_dapo.models.dapo.checkpoint import LearnedWeights
 from anomalib_dapo.models.dapo.loss import DapoLoss
 from anomalib_dapo.models.dapo.prompts import TokenInit
 from anomalib_dapo.models.dapo.torch_model import Aggregation, DapoModel, ImageScore, upsample
-
-logger = logging.getLogger(__name__)
 
 
 class Dapo(TypedPromptModule, AnomalibModule):
@@ -64,7 +61,9 @@ class Dapo(TypedPromptModule, AnomalibModule):
         lambda_local: ``λ`` of eq. 9 (4).
         focal_gamma: ``γ`` of the focal loss (2).
         token_init: ``clip`` (paper), ``random`` or ``offset`` (appendix 10.2).
-        image_score: ``fusion`` (paper), ``global`` (the authors' code) or ``map_max``.
+        image_score: ``global`` (default): the global abnormal probability alone, as the DAPO authors'
+            released code scores images (the paper defines no image score); ``fusion``: its mean with the
+            anomaly map's maximum (MultiADS §4.2.2); ``map_max``: the map's maximum alone.
         aggregation: ``mean`` (paper) or ``attention`` prototype aggregation (appendix 11).
         normal_word: Normal state word (``normal``; the authors' code uses ``flawless``).
         abnormal_word: Literal anomaly word (``anomaly``).
@@ -98,7 +97,7 @@ class Dapo(TypedPromptModule, AnomalibModule):
         lambda_local: float = 4.0,
         focal_gamma: float = 2.0,
         token_init: TokenInit | str = TokenInit.CLIP,
-        image_score: ImageScore | str = ImageScore.FUSION,
+        image_score: ImageScore | str = ImageScore.GLOBAL,
         aggregation: Aggregation | str = Aggregation.MEAN,
         normal_word: str = "normal",
         abnormal_word: str = "anomaly",
@@ -148,7 +147,9 @@ class Dapo(TypedPromptModule, AnomalibModule):
     def use_vocabulary(self, defect_types: Sequence[str]) -> None:
         """Score ``defect_types`` from now on (text features are recomputed once)."""
         self.model.set_vocabulary(defect_types, self.defect_words(defect_types))
-        logger.info("Dapo scores %d defect types: %s", len(defect_types), ", ".join(defect_types))
+        self.announce(
+            tuple(defect_types), "Dapo scores %d defect types: %s", len(defect_types), ", ".join(defect_types)
+        )
 
     def training_loss(self, batch: Batch, type_mask: torch.Tensor) -> torch.Tensor:
         """Eq. 9 on a batch of images with integer type masks."""
