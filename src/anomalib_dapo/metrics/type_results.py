@@ -37,6 +37,7 @@ from .multi_type import (
 
 if TYPE_CHECKING:
     from anomalib.data import Batch
+    from anomalib.models.components import AnomalibModule
 
 logger = logging.getLogger(__name__)
 
@@ -104,18 +105,14 @@ def type_results(metrics: Sequence[Metric], confusion: torch.Tensor, states: Seq
 
     """
     named = [metric for metric in metrics if type(metric) in COLUMNS]
-    scores = per_type_scores(named, states)
     columns = {metric.name: COLUMNS[type(metric)] for metric in named}
-    per_type = pd.DataFrame.from_dict(scores, orient="index").rename(columns=columns)
-    per_type = per_type.reindex(columns=list(COLUMNS.values()))
-    counts = confusion.long().cpu().numpy()
-    per_type["pixels"] = np.nan
-    if named:
-        histogram = next((m.histogram for m in named if isinstance(m, TypeAUROC | TypeAveragePrecision)), None)
-        if histogram is not None:
-            per_type["pixels"] = histogram[:, 1].sum(-1).cpu().numpy()
-    frame = pd.DataFrame(counts[1:], index=list(states[1:]), columns=list(states))
-    return TypeResults(per_type=per_type, confusion=frame)
+    per_type = pd.DataFrame.from_dict(per_type_scores(named, states), orient="index").rename(columns=columns)
+    per_type = per_type.reindex(index=list(states), columns=list(COLUMNS.values()))
+    # Ground-truth pixels of each state: the positives of a curve metric's histogram.
+    curve = next((metric for metric in named if isinstance(metric, TypeAUROC | TypeAveragePrecision)), None)
+    per_type["pixels"] = curve.histogram[:, 1].sum(-1).cpu().numpy() if curve is not None else np.nan
+    counts = confusion.long().cpu().numpy()[1:]  # row 0 (normal) is empty: only defect pixels are counted
+    return TypeResults(per_type=per_type, confusion=pd.DataFrame(counts, index=list(states[1:]), columns=list(states)))
 
 
 def merge_type_results(results: Mapping[str, TypeResults]) -> TypeResults:
@@ -221,12 +218,12 @@ class TypeResultsWriter(Callback):
         if self.confusion is not None:
             self.confusion.update(outputs)
 
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: "AnomalibModule") -> None:
         """Compute on every process; rank 0 writes the CSVs and pictures."""
         confusion = self.confusion.compute() if self.confusion is not None else None
         if confusion is None:  # the data has no type masks
             return
-        evaluator = getattr(pl_module, "evaluator", None)
+        evaluator = pl_module.evaluator
         metrics = [m for m in (evaluator.test_metrics if evaluator is not None else []) if type(m) in COLUMNS]
         for metric in metrics:
             metric.compute()  # sets per_class_scores; torchmetrics caches it for the logger
