@@ -173,6 +173,10 @@ class _LastBins:
             self._source, self._version = weakref.ref(probs), version
         return self._bins
 
+    def clear(self) -> None:
+        """Drop the bins held (as large as the last map), e.g. once the updates are over."""
+        self._source, self._version, self._bins = None, None, torch.empty(0, dtype=torch.int32)
+
 
 _last_bins = _LastBins()
 
@@ -236,6 +240,7 @@ class _PixelTypeCurve(Metric):
 
     def compute(self) -> torch.Tensor:
         """Return the macro average over the scored states; store each state's score and error bound."""
+        _last_bins.clear()
         scores, bounds = curve_scores(self.histogram)
         counts = self.histogram.sum(-1)
         positives, negatives = counts[:, 1], counts[:, 0]
