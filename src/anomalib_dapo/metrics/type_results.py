@@ -146,10 +146,14 @@ def _per_type_picture(per_type: pd.DataFrame, title: str, directory: Path) -> Pa
     for offset, column in enumerate(COLUMNS.values()):
         axes.bar(positions + (offset - 1) * width, per_type[column].fillna(0), width, label=column.upper())
     axes.set_xticks(positions, per_type.index, rotation=30, ha="right")
-    axes.set_ylim(0, 1)
+    for position, absent in zip(positions, per_type["auroc"].isna() & per_type["f1"].isna(), strict=True):
+        if absent:
+            axes.text(position, 0.02, "absent", ha="center", fontsize="small", rotation=90)
+    axes.set_ylim(0, 1.15)
+    axes.set_yticks(np.linspace(0, 1, 6))
     axes.set_ylabel("one-vs-rest score")
-    axes.set_title(f"{title}: per-type pixel scores (absent types at 0)")
-    axes.legend(loc="upper right", fontsize="small")
+    axes.set_title(f"{title}: per-type pixel scores")
+    axes.legend(loc="upper center", ncols=len(COLUMNS), fontsize="small")
     path = directory / "per_type.png"
     figure.savefig(path, dpi=100)
     return path
