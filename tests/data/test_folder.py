@@ -80,3 +80,20 @@ def test_errors_name_the_path(tmp_path, write_image, write_mask):
     write_mask(root / "ground_truth" / "dent" / "d.png", {9: (1, 4, 1, 4)}, palette=True)
     with pytest.raises(DatasetLayoutError, match=r"mask ids \[9\] are none of mask_ids \[1\]"):
         DefectFolderDataset(root, mask_ids={1: "dent"})
+
+
+def test_runs_are_named_after_the_dataset_folder(tmp_path, write_image, write_mask):
+    for parts in ("parts_a", "parts_b"):
+        write_image(tmp_path / parts / "test" / "good" / "a.png")
+        write_image(tmp_path / parts / "test" / "dent" / "d.png")
+        write_mask(tmp_path / parts / "ground_truth" / "dent" / "d_mask.png", {255: (1, 4, 1, 4)})
+    names = {
+        DefectFolder(tmp_path / p / "test", mask_root=tmp_path / p / "ground_truth").category
+        for p in ("parts_a", "parts_b")
+    }
+    assert names == {"parts_a", "parts_b"}
+    assert (
+        DefectFolderDataset(tmp_path / "parts_a" / "test", mask_root=tmp_path / "parts_a" / "ground_truth").category
+        == "parts_a"
+    )
+    assert DefectFolder(tmp_path / "parts_a").category == "parts_a"

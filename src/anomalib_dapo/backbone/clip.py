@@ -2,6 +2,8 @@
 
 import logging
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,6 +25,33 @@ RANDOM_BACKBONE_SEED = 0
 
 class BackboneError(RuntimeError):
     """The CLIP backbone cannot be built or its weights cannot be loaded."""
+
+
+class _OpenClipProgress(logging.Filter):
+    """open_clip's step-by-step messages, which it logs on the root logger; errors pass."""
+
+    folder = str(Path(open_clip.__file__).parent)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.pathname.startswith(self.folder)
+
+
+@contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    """Keep open_clip's progress messages (and its "no pretrained weights" warning) off the console.
+
+    :func:`load_clip` says itself what matters (random weights, a missing file). The null handler keeps
+    open_clip's ``logging.info`` calls from installing a plain console handler on an unconfigured root logger
+    (``logging.basicConfig``), which would print every later record a second time.
+    """
+    root, guard, progress = logging.getLogger(), logging.NullHandler(), _OpenClipProgress()
+    root.addHandler(guard)
+    root.addFilter(progress)
+    try:
+        yield
+    finally:
+        root.removeFilter(progress)
+        root.removeHandler(guard)
 
 
 @cache
@@ -81,12 +110,14 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
         raise BackboneError(msg)
     if backbone == TINY_BACKBONE and not pretrained:
         logger.warning("'%s' is a tiny CLIP with RANDOM weights: a test/demo model only.", backbone)
+    elif not pretrained:
+        logger.warning("%s has RANDOM weights (pretrained=None): pass --model.pretrained openai or a file.", backbone)
     # open_clip reads TorchScript archives (OpenAI's own format) only without ``weights_only``, which it sets.
     jit_file = is_file and _is_torchscript(Path(pretrained))
     try:
         # Random weights are drawn from a fixed seed: learned checkpoints leave the frozen backbone out, so a
         # reloaded model must meet the very backbone it was trained on. The caller's RNG state is untouched.
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _quiet_open_clip():
             torch.manual_seed(RANDOM_BACKBONE_SEED)
             model = open_clip.create_model(
                 backbone,
@@ -107,7 +138,9 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
         msg = f"{backbone}: only batch-first open_clip transformers are supported."
         raise BackboneError(msg)
     model.requires_grad_(False).eval()
-    return ClipBackbone(model=model, tokenizer=open_clip.get_tokenizer(backbone))
+    with _quiet_open_clip():
+        tokenizer = open_clip.get_tokenizer(backbone)
+    return ClipBackbone(model=model, tokenizer=tokenizer)
 
 
 def _is_torchscript(path: Path) -> bool:

@@ -23,6 +23,16 @@ from anomalib_dapo.data.typed import NORMAL_FOLDER, TypedDatasetMixin
 
 SAMPLE_COLUMNS = ("split", "label", "image_path", "mask_path", "label_index")
 MASK_SUFFIX = "_mask"
+SPLIT_FOLDERS = frozenset(split.value for split in Split) | {"validation"}
+
+
+def dataset_name(root: Path) -> str:
+    """Name of a defect folder's dataset: the folder's, or its parent's for a split folder (``<parts>/test``).
+
+    It names the run (``results/<model>/DefectFolder/<name>/``), so runs on different datasets stay apart.
+    """
+    root = root.resolve()
+    return root.parent.name if root.name.lower() in SPLIT_FOLDERS else root.name
 
 
 def _images(folder: Path) -> list[Path]:
@@ -123,7 +133,7 @@ class DefectFolderDataset(IndexedMaskMixin, AnomalibDataset):
         self.root = self.source.require(Path(root), "folder")
         self.mask_root = Path(mask_root) if mask_root is not None else self.root / "ground_truth"
         self.mask_ids = {int(mask_id): name for mask_id, name in mask_ids.items()} if mask_ids else None
-        self.category = self.root.name
+        self.category = dataset_name(self.root)
         skip = {self.mask_root.name} if self.mask_root.parent == self.root else set()
         rows = scan_defect_folders(self.root, self.mask_root, Split.TEST.value, self.source, normal_folder, skip)
         samples = to_samples(rows)
@@ -168,7 +178,8 @@ class DefectFolder(AnomalibDataModule):
     """Datamodule of a :class:`DefectFolderDataset`: one labelled set serves as train, val and test data.
 
     Use it to test a trained DAPO on your own data (``anomalib test --data anomalib_dapo.data.DefectFolder``), or
-    to fine-tune on it; for a held-out evaluation train on another dataset with ``CrossDataset``.
+    to fine-tune on it; for a held-out evaluation train on another dataset with ``CrossDataset`` (which takes a
+    ``DefectFolder`` as source or target). The run is named after the dataset folder (:func:`dataset_name`).
 
     Args:
         root: Folder holding ``good/`` and one folder per defect type.
@@ -222,7 +233,7 @@ class DefectFolder(AnomalibDataModule):
         self.mask_root = mask_root
         self.mask_ids = mask_ids
         self.normal_folder = normal_folder
-        self.category = self.root.name
+        self.category = dataset_name(self.root)
 
     def _dataset(self) -> DefectFolderDataset:
         return DefectFolderDataset(self.root, self.mask_root, self.mask_ids, self.normal_folder)

@@ -207,6 +207,16 @@ class TypedMVTecAD(MVTecAD):
     dataset: str = "mvtec_ad"
 
     @property
+    def category(self) -> str:
+        """The category (product), one the dataset has: an unknown one fails when the datamodule is made."""
+        return self._category
+
+    @category.setter
+    def category(self, category: str) -> None:
+        knowledge.vocabulary(self.dataset, category)  # names the known categories, and DefectFolder for others
+        self._category = category
+
+    @property
     def defect_types(self) -> tuple[str, ...]:
         """Ordered vocabulary of the category (type ``k`` of the masks is ``defect_types[k - 1]``)."""
         return knowledge.vocabulary(self.dataset, self.category)

@@ -84,7 +84,10 @@ def _category(facts: DatasetFacts, category: str) -> str:
     by_lower = {name.lower(): name for name in facts.products}
     found = by_lower.get(category.strip().lower())
     if found is None:
-        msg = f"Unknown category {category!r} for {facts.display_name}. Use one of: {_listing(sorted(facts.products))}."
+        msg = (
+            f"Unknown category {category!r} for {facts.display_name}. Use one of: {_listing(sorted(facts.products))}. "
+            "For products of your own, use anomalib_dapo.data.DefectFolder (README, 'Your own data')."
+        )
         raise UnknownCategoryError(msg)
     return found
 

@@ -224,9 +224,9 @@ class TypeResultsWriter(Callback):
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: "AnomalibModule") -> None:
         """Compute on every process; rank 0 writes the CSVs and pictures."""
-        confusion = self.confusion.compute() if self.confusion is not None else None
-        if confusion is None:  # the data has no type masks
+        if self.confusion is None or not self.confusion.update_called:  # the data has no type masks
             return
+        confusion = self.confusion.compute()
         evaluator = pl_module.evaluator
         metrics = [m for m in (evaluator.test_metrics if evaluator is not None else []) if type(m) in COLUMNS]
         for metric in metrics:
