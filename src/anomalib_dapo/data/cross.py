@@ -203,6 +203,9 @@ class CrossDataset(AnomalibDataModule):
             return self.source_categories
         known = knowledge.categories(self.source)
         present = [c for c in known if category_dir(self.source, self.source_root, c, self.resolution).is_dir()]
+        if not present and (root := Path(self.source_root)).name in known:  # a category given as the root
+            found = category_dir(self.source, root, root.name, self.resolution)
+            raise SOURCES[self.source].not_found(found, f"category {root.name!r}")
         if not present:
             raise SOURCES[self.source].not_found(self.source_root, f"categories ({', '.join(known)})")
         return present

@@ -276,6 +276,7 @@ class TypedMVTecADDataset(TypedDatasetMixin, MVTecADDataset):
     ) -> None:
         self.dataset = knowledge.resolve_dataset(dataset)
         source = SOURCES[self.dataset]
+        source.readable_path(Path(root or "./datasets/MVTecAD"), Path(root or "./datasets/MVTecAD") / category)
         try:
             super().__init__(root=root, category=category, augmentations=augmentations, split=split)
         except (RuntimeError, ValueError, MisMatchError) as error:  # anomalib's raw "Found 0 images" or pandas error

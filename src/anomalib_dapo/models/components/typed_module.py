@@ -36,6 +36,7 @@ from anomalib_dapo.metrics.type_results import TypeResultsWriter
 from anomalib_dapo.models.components import vocabulary as vocabulary_matching
 from anomalib_dapo.models.components.calibration import calibrate, needs_calibration
 from anomalib_dapo.models.components.few_shot import reference_images
+from anomalib_dapo.models.components.runs import prepare_run
 from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
 from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
 from anomalib_dapo.visualization import TypeVisualizer
@@ -406,7 +407,11 @@ class TypedPromptModule:
         return DapoEvaluator(test_metrics=image + pixel)
 
     def configure_callbacks(self) -> list[Callback]:
-        """Anomalib's component callbacks, and the writer of the per-type table and type confusion matrix."""
+        """Anomalib's component callbacks, and the writer of the per-type table and type confusion matrix.
+
+        First, as no callback has written yet: the run's own folder and the atomic checkpoint writer.
+        """
+        prepare_run(self.trainer)
         return [*super().configure_callbacks(), self.type_results]  # type: ignore[misc]
 
     @classmethod

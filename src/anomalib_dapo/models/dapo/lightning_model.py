@@ -29,7 +29,7 @@ from anomalib_dapo.models.components.typed_module import TypedPromptModule
 from anomalib_dapo.models.dapo.checkpoint import LearnedWeights
 from anomalib_dapo.models.dapo.loss import DapoLoss
 from anomalib_dapo.models.dapo.prompts import TokenInit
-from anomalib_dapo.models.dapo.torch_model import Aggregation, DapoModel, ImageScore, upsample
+from anomalib_dapo.models.dapo.torch_model import Aggregation, DapoModel, ImageScore, check_images, upsample
 
 
 class Dapo(TypedPromptModule, AnomalibModule):
@@ -166,6 +166,7 @@ class Dapo(TypedPromptModule, AnomalibModule):
         cannot raise, and its clamping would turn a NaN score into 0, a confident "normal": so the graph sets
         score and map to NaN and label and mask to anomalous (fail-safe) for them.
         """
+        check_images(batch, unit_range=True)
         outputs = super().forward(batch, *args, **kwargs)
         invalid = ~torch.isfinite(batch.flatten(1)).all(dim=1)
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F  # noqa: N812
 from open_clip.model import CLIP
 from torch import nn
 
+from anomalib_dapo.backbone.text import encode_text, trim, warn_overlong
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
 from anomalib_dapo.models.components.few_shot import ReferenceMemory
 from anomalib_dapo.models.dapo.torch_model import (
@@ -91,23 +92,27 @@ class MultiAdsModel(nn.Module):
         if (tuple(defect_types), tuple(class_names)) == (self.vocabulary, self.class_names) and self.states.numel():
             return
         self.text_encoder_calls += 1
+        ensembles_per_product = [state_prompts(defect_types, defect_words, name) for name in class_names]
+        warn_overlong(self.tokenizer, ensembles_per_product[0], ["normal", *defect_types])
         self.states = torch.stack(
             [
-                torch.stack(
-                    [self.encode_texts(texts).mean(dim=0) for texts in state_prompts(defect_types, defect_words, name)]
-                )
-                for name in class_names
+                torch.stack([self.encode_texts(texts).mean(dim=0) for texts in ensembles])
+                for ensembles in ensembles_per_product
             ]
         )
         self.vocabulary, self.class_names = tuple(defect_types), tuple(class_names)
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        """Unit text features ``(N, D)`` of ``texts``, encoded in chunks so that memory stays bounded."""
+        """Unit text features ``(N, D)`` of ``texts``, in chunks (bounded memory), each at the length it needs."""
         device = self.clip.token_embedding.weight.device
         with torch.no_grad():
             return torch.cat(
                 [
-                    self.clip.encode_text(self.tokenizer(texts[start : start + TEXT_CHUNK]).to(device), normalize=True)
+                    encode_text(
+                        self.clip,
+                        trim(self.clip, self.tokenizer(texts[start : start + TEXT_CHUNK]).to(device)),
+                        normalize=True,
+                    )
                     for start in range(0, len(texts), TEXT_CHUNK)
                 ]
             )
