@@ -80,11 +80,12 @@ def test_states_at_the_needed_length_equal_open_clips_full_context(multiads_kwar
     model = MultiAds(**multiads_kwargs)
     model.use_vocabulary(("scratch", "hole"))
     net = model.model
-    ensembles = state_prompts(Dapo.defect_words(("scratch", "hole")), net.object_name)
+    ensembles = state_prompts(("scratch", "hole"), Dapo.defect_words(("scratch", "hole")), net.class_names[0])
     with torch.no_grad():
-        full = net.clip.encode_text(net.tokenizer([text for group in ensembles for text in group]), normalize=True)
-    expected = full.unflatten(0, (len(ensembles), -1)).mean(dim=1)
-    assert (net.states - expected).abs().max() < 1e-5
+        expected = torch.stack(
+            [net.clip.encode_text(net.tokenizer(group), normalize=True).mean(dim=0) for group in ensembles]
+        )
+    assert (net.states[0] - expected).abs().max() < 1e-5
 
 
 def test_a_defect_name_longer_than_the_text_context_is_named_in_a_warning(multiads_kwargs, caplog):
