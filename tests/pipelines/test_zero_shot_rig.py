@@ -23,8 +23,8 @@ def test_the_shipped_weights_find_and_name_unseen_kinds_far_better_than_random_w
     train, test = rig_views(train_per_state=4, test_per_state=3)
     assert not set(train.kinds) & set(UNSEEN_KINDS)
     variant = variants()[DEFAULT_VARIANT]
-    shipped = run_variant(variant, SYNTHETIC_TAG, train, test, steps=15)
-    random = run_variant(variant, None, train, test, steps=15)
+    shipped, _ = run_variant(variant, SYNTHETIC_TAG, train, test, steps=15)
+    random, _ = run_variant(variant, None, train, test, steps=15)
     print(shipped, random, sep="\n")
     assert shipped.mean(UNSEEN_KINDS, "named_right") >= random.mean(UNSEEN_KINDS, "named_right") + 0.25
     assert shipped.mean(UNSEEN_KINDS, "type_auroc") >= random.mean(UNSEEN_KINDS, "type_auroc") + 0.05

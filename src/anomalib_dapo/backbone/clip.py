@@ -21,7 +21,7 @@ TINY_BACKBONE = "dapo-tiny"
 SYNTHETIC_TAG = "synthetic"
 """``pretrained`` tag of the weights shipped for ``dapo-tiny``, pretrained on synthetic defects only."""
 SYNTHETIC_WEIGHTS = Path(__file__).parent / "weights" / "dapo-tiny-synthetic.safetensors"
-SYNTHETIC_SHA256 = "TO_BE_FILLED"
+SYNTHETIC_SHA256 = "7fdc3ebff4248c233200860ecb1c35d29f11a8ffbb2ba1ba88ee42d3a3011335"
 SYNTHETIC_COMMAND = "dapo-pretrain-tiny --output dapo-tiny-synthetic.safetensors"
 """The command that reproduces :data:`SYNTHETIC_WEIGHTS` (its defaults are the shipped run's)."""
 

@@ -195,7 +195,7 @@ def run_variant(
     test: Views,
     steps: int,
     seed: int = 0,
-) -> RigResult:
+) -> tuple[RigResult, TypedPromptModule]:
     """Train the variant on the seen kinds and evaluate it on every kind; the result carries the training time."""
     torch.manual_seed(seed)
     model = build(variant, pretrained)
@@ -203,7 +203,7 @@ def run_variant(
     if variant.k_shot:
         store_references(model, train, variant.k_shot)
     result = evaluate(model, test)
-    return RigResult(result.pixel_auroc, result.image_auroc, result.kinds, seconds)
+    return RigResult(result.pixel_auroc, result.image_auroc, result.kinds, seconds), model
 
 
 def variants() -> dict[str, Variant]:
@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--train-per-state", type=int, default=20, help="training views per (product, state)")
     parser.add_argument("--test-per-state", type=int, default=10, help="test views per (product, state)")
     parser.add_argument("--random-beside", nargs="+", default=[DEFAULT_VARIANT], help="rows run on random weights too")
-    parser.add_argument("--pictures", type=int, default=2, help="pictures per unseen kind (first variant, shipped)")
+    parser.add_argument("--pictures", type=int, default=2, help="pictures per unseen kind, of the first row")
     parser.add_argument("--output", type=Path, default=Path("results/zero_shot_rig"))
     args = parser.parse_args(argv)
     table = variants()
@@ -303,11 +303,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     print(f"seen kinds {', '.join(SEEN_KINDS)}; unseen kinds {', '.join(UNSEEN_KINDS)} (named by text only)")
     train, test = rig_views(args.train_per_state, args.test_per_state)
     runs = [(name, SYNTHETIC_TAG) for name in names] + [(name, None) for name in args.random_beside]
-    rows = []
+    rows, pictured = [], None
     for name, pretrained in runs:
-        result = run_variant(table[name], pretrained, train, test, args.steps)
+        result, model = run_variant(table[name], pretrained, train, test, args.steps)
+        pictured = pictured or model
         rows.append(result_row(name, pretrained or "random", result))
-        print(" | ".join(rows[-1].values()), flush=True)
+        print(" | ".join(f"{key} {value}" for key, value in rows[-1].items()), flush=True)
     header = [
         f"# Zero-shot-by-name rig ({TINY_BACKBONE} backbone, '{SYNTHETIC_TAG}' weights unless marked random)",
         "",
@@ -318,10 +319,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         f"{len(train.kinds)} training views, {len(test.kinds)} test views, {args.steps} steps per model.",
     ]
     folder = write_table(rows, args.output, header)
-    if args.pictures:
-        torch.manual_seed(0)
-        model = build(table[names[0]], SYNTHETIC_TAG)
-        train_on_seen(model, train, args.steps)
-        save_pictures(model, test, folder, args.pictures)
+    if args.pictures and pictured is not None and not pictured.object_agnostic:
+        save_pictures(pictured, test, folder, args.pictures)
     print(f"table and pictures: {folder}")
     return folder
