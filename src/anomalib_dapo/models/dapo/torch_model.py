@@ -19,14 +19,14 @@ from anomalib_dapo.models.dapo.prompts import HybridPrompts, TokenInit, initial_
 
 
 class ImageScore(str, Enum):
-    """How the image anomaly score is formed."""
+    """How the image anomaly score is formed. The DAPO paper defines none; Dapo's default is ``global``."""
 
     FUSION = "fusion"
-    """Mean of the global abnormal probability and the anomaly map's maximum (paper)."""
+    """Mean of the global abnormal probability and the anomaly map's maximum (MultiADS §4.2.2; MultiAds' default)."""
     GLOBAL = "global"
-    """The global abnormal probability alone (the authors' released code)."""
+    """The global abnormal probability alone, as the DAPO authors' released code scores images (Dapo's default)."""
     MAP_MAX = "map_max"
-    """The anomaly map's maximum alone."""
+    """The anomaly map's maximum alone (a common choice of CLIP-based methods, for comparison)."""
 
 
 class Aggregation(str, Enum):
@@ -182,7 +182,7 @@ class DapoModel(nn.Module):
         adapter_init: Initial adapter weights: ``random`` (the paper's linear layers) or CLIP's ``projection``.
         temperature: ``τ`` of the similarities (0.07).
         token_init: Initialisation of the learnable tokens (``clip``).
-        image_score: Image score formation (``fusion``).
+        image_score: Image score formation (``global``, the DAPO authors' code; see :class:`ImageScore`).
         aggregation: Abnormal prototype aggregation (``mean``).
         normal_word: Normal state word ("normal"; released code: "flawless").
         abnormal_word: Literal anomaly word ("anomaly").
@@ -209,7 +209,7 @@ class DapoModel(nn.Module):
         adapter_init: AdapterInit | str = AdapterInit.RANDOM,
         temperature: float = 0.07,
         token_init: TokenInit | str = TokenInit.CLIP,
-        image_score: ImageScore | str = ImageScore.FUSION,
+        image_score: ImageScore | str = ImageScore.GLOBAL,
         aggregation: Aggregation | str = Aggregation.MEAN,
         normal_word: str = "normal",
         abnormal_word: str = "anomaly",
