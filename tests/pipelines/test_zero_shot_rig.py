@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from anomalib_dapo.backbone.clip import SYNTHETIC_TAG
@@ -17,6 +18,7 @@ from anomalib_dapo.pipelines.zero_shot_rig import (
 )
 
 
+@pytest.mark.slow
 def test_the_shipped_weights_find_and_name_unseen_kinds_far_better_than_random_weights():
     # Dapo learns on the seen kinds only; the unseen kinds are named by text alone. Issue 14's bars (mean
     # type AUROC >= 0.85, named right >= 3x chance) are measured by `dapo-zero-shot-rig` on more data.
@@ -25,7 +27,6 @@ def test_the_shipped_weights_find_and_name_unseen_kinds_far_better_than_random_w
     variant = variants()[DEFAULT_VARIANT]
     shipped, _ = run_variant(variant, SYNTHETIC_TAG, train, test, steps=15)
     random, _ = run_variant(variant, None, train, test, steps=15)
-    print(shipped, random, sep="\n")
     assert shipped.mean(UNSEEN_KINDS, "named_right") >= random.mean(UNSEEN_KINDS, "named_right") + 0.25
     assert shipped.mean(UNSEEN_KINDS, "type_auroc") >= random.mean(UNSEEN_KINDS, "type_auroc") + 0.05
 
