@@ -17,7 +17,7 @@ BANNER
 
 echo ">> 1. zero-shot by name: Dapo learns on scratch, hole, stain, missing only, then is tested on held-out"
 echo "      views of all seven kinds; crack, burn and contamination are named only by text (random weights beside)"
-dapo-zero-shot-rig --steps 100 --train-per-state 12 --test-per-state 6 --pictures 2 --output results/demo_rig
+dapo-zero-shot-rig --steps 40 --train-per-state 8 --test-per-state 4 --pictures 2 --output results/demo_rig
 
 data=./datasets/SyntheticDefects
 dapo-synthetic --root "$data/source" --seed 0 --image_size 64 >/dev/null
