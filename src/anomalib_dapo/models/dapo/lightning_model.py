@@ -40,7 +40,8 @@ class Dapo(TypedPromptModule, AnomalibModule):
 
     Args:
         backbone: OpenCLIP model name (``ViT-L-14-336``; ``dapo-tiny`` for tests and demos).
-        pretrained: OpenCLIP weights tag (``openai``), a local checkpoint file, or ``None`` for random weights.
+        pretrained: OpenCLIP weights tag (``openai``; ``synthetic``: the shipped ``dapo-tiny`` weights), a local
+            checkpoint file, or ``None`` for random weights.
         image_size: Input resolution (518; the position embeddings are interpolated).
         weights: A checkpoint of a trained Dapo (``anomalib train`` writes one) whose learned prompts and
             adapters are loaded; the model is then zero-shot on its test data.
