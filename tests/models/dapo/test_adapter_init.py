@@ -11,3 +11,17 @@ def test_projection_init_makes_each_adapter_clips_own_image_projection():
     assert torch.allclose(adapters(tokens), tokens @ clip.visual.proj, atol=1e-6)
     random = StageAdapters.for_clip(clip, 2, AdapterInit.RANDOM)
     assert not torch.allclose(random(tokens), tokens @ clip.visual.proj, atol=1e-3)
+
+
+def test_a_checkpoint_with_projection_adapters_loads_with_weights_only(tmp_path, tiny_kwargs):
+    from lightning.pytorch import Trainer
+
+    from anomalib_dapo import Dapo
+
+    path = tmp_path / "projection.ckpt"
+    model = Dapo(**{**tiny_kwargs, "adapter_init": AdapterInit.PROJECTION})
+    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    loaded = Dapo(**{**tiny_kwargs, "weights": str(path)})
+    assert torch.equal(loaded.model.adapters.weight, model.model.adapters.weight)
