@@ -1,5 +1,6 @@
 """Load an OpenCLIP model for DAPO: real weights by tag or local file, or the tiny random architecture."""
 
+import hashlib
 import logging
 import pickle
 import zipfile
@@ -18,6 +19,14 @@ logger = logging.getLogger(__name__)
 
 TINY_BACKBONE = "dapo-tiny"
 """A 4-layer, 64-wide CLIP with random weights, for tests and the demo only (never chosen silently)."""
+
+
+SYNTHETIC_TAG = "synthetic"
+"""``pretrained`` tag of the weights shipped for ``dapo-tiny``, pretrained on synthetic defects only."""
+SYNTHETIC_WEIGHTS = Path(__file__).parent / "weights" / "dapo-tiny-synthetic.safetensors"
+SYNTHETIC_SHA256 = "7fdc3ebff4248c233200860ecb1c35d29f11a8ffbb2ba1ba88ee42d3a3011335"
+SYNTHETIC_COMMAND = "dapo-pretrain-tiny --output dapo-tiny-synthetic.safetensors"
+"""The command that reproduces :data:`SYNTHETIC_WEIGHTS` (its defaults are the shipped run's)."""
 
 
 RANDOM_BACKBONE_SEED = 0
@@ -108,7 +117,8 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
         backbone: OpenCLIP model name, e.g. ``ViT-L-14-336``, or ``dapo-tiny``.
         pretrained: An OpenCLIP tag (``openai``) or a path to a local checkpoint file: an open_clip state dict
             (``.pt``/``.bin``/``.safetensors``) or OpenAI's TorchScript file (``ViT-L-14-336px.pt``). ``None``
-            builds random weights. ``dapo-tiny`` has no tag, only ``None`` or a file.
+            builds random weights. ``dapo-tiny`` has one tag, ``synthetic``: the shipped weights pretrained on
+            synthetic defects (:data:`SYNTHETIC_WEIGHTS`), besides ``None`` or a file.
         image_size: Input resolution; the patch grid is ``image_size // patch_size``.
         quick_gelu: Use QuickGELU, as OpenAI's CLIP weights were trained with it.
 
@@ -116,12 +126,17 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
     _register_tiny_config()
     _check_name(backbone)
     _check_image_size(backbone, image_size)
+    if backbone == TINY_BACKBONE and pretrained == SYNTHETIC_TAG:
+        pretrained = str(synthetic_weights())
     is_file = bool(pretrained) and Path(pretrained).is_file()
     if pretrained and Path(pretrained).suffix and not is_file:
         msg = f"Backbone weights file not found: {pretrained}. Pass the path of a {backbone} checkpoint file."
         raise BackboneError(msg)
     if backbone == TINY_BACKBONE and pretrained and not is_file:
-        msg = f"'{TINY_BACKBONE}' has no pretrained weights to download: pass --model.pretrained null or a local file."
+        msg = (
+            f"'{TINY_BACKBONE}' has no pretrained weights to download: pass --model.pretrained {SYNTHETIC_TAG} "
+            "(the shipped weights, pretrained on synthetic defects), null (random weights) or a local file."
+        )
         raise BackboneError(msg)
     if backbone == TINY_BACKBONE and not pretrained:
         logger.warning("'%s' is a tiny CLIP with RANDOM weights: a test/demo model only.", backbone)
@@ -161,6 +176,30 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
     with _quiet_open_clip():
         tokenizer = open_clip.get_tokenizer(backbone)
     return ClipBackbone(model=model, tokenizer=tokenizer)
+
+
+def synthetic_weights() -> Path:
+    """The shipped ``dapo-tiny`` weights file, after checking its sha256; logs that they know synthetic data only."""
+    if not SYNTHETIC_WEIGHTS.is_file():
+        msg = (
+            f"The shipped weights {SYNTHETIC_WEIGHTS} are missing: reinstall anomalib-dapo or run {SYNTHETIC_COMMAND}."
+        )
+        raise BackboneError(msg)
+    digest = hashlib.sha256(SYNTHETIC_WEIGHTS.read_bytes()).hexdigest()
+    if digest != SYNTHETIC_SHA256:
+        msg = (
+            f"The shipped weights {SYNTHETIC_WEIGHTS} have sha256 {digest}, not {SYNTHETIC_SHA256}: the file is "
+            f"damaged or was replaced. Reinstall anomalib-dapo, or pass a file you made with `{SYNTHETIC_COMMAND}` "
+            "as --model.pretrained /path/to/file."
+        )
+        raise BackboneError(msg)
+    logger.warning(
+        "'%s' with the '%s' weights: a tiny CLIP pretrained on synthetic defects only, for demos and the zero-shot "
+        "rig; its figures say nothing about real products.",
+        TINY_BACKBONE,
+        SYNTHETIC_TAG,
+    )
+    return SYNTHETIC_WEIGHTS
 
 
 def _is_torchscript(path: Path) -> bool:

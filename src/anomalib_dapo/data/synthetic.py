@@ -260,6 +260,70 @@ def _paint_missing(product: _Product, rng: np.random.Generator) -> tuple[np.ndar
     return image, mask
 
 
+def _paint_crack(product: _Product, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Paint a dark jagged fracture: a random walk of short segments with sharp turns, often with a branch."""
+    size = product.foreground.shape[0]
+    canvas = Image.new("L", (size, size))
+    draw = ImageDraw.Draw(canvas)
+    width = 1 if size < 96 else 2
+    y, x = _point_on_product(product, rng)
+    heading = rng.uniform(0, 2 * np.pi)
+    points = [(x, y)]
+    for _ in range(int(rng.integers(5, 9))):
+        heading += rng.uniform(0.5, 1.0) * rng.choice([-1, 1])  # zig-zag: alternate sharp turns
+        step = size * rng.uniform(0.03, 0.06)
+        x, y = x + step * np.cos(heading), y + step * np.sin(heading)
+        points.append((x, y))
+    draw.line(points, fill=255, width=width)
+    if rng.random() < 0.7:
+        bx, by = points[len(points) // 2]
+        angle = heading + rng.uniform(1.0, 2.0)
+        length = size * rng.uniform(0.05, 0.1)
+        draw.line([(bx, by), (bx + length * np.cos(angle), by + length * np.sin(angle))], fill=255, width=width)
+    mask = (np.asarray(canvas) > 0) & product.foreground
+    image = product.image.copy()
+    image[mask] = rng.uniform(10, 35)
+    return image, mask
+
+
+def _paint_burn(product: _Product, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Paint a scorched patch: a charred black core fading through brown into the surface, irregular outline."""
+    size = product.foreground.shape[0]
+    yy, xx = _coordinates(size)
+    y, x = _point_on_product(product, rng)
+    radius = size * rng.uniform(0.07, 0.11)
+    wobble = 1 + 0.25 * _smooth_noise(rng, size, 6)
+    distance = np.hypot(yy - y, xx - x) / (radius * wobble.clip(0.5, 1.5))
+    mask = (distance < 1) & product.foreground
+    char = np.asarray((25, 15, 10), dtype=np.float32)
+    scorch = np.asarray((120, 65, 25), dtype=np.float32)
+    depth = distance[mask][:, None]
+    colour = (1 - depth) * char + depth * scorch
+    alpha = 0.95 - 0.35 * depth
+    image = product.image.copy()
+    image[mask] = (1 - alpha) * image[mask] + alpha * colour
+    return image, mask
+
+
+def _paint_contamination(product: _Product, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Scatter a cluster of small pale particles (dust, chips) of slightly varied tone over the surface."""
+    size = product.foreground.shape[0]
+    yy, xx = _coordinates(size)
+    y, x = _point_on_product(product, rng)
+    spread = size * rng.uniform(0.06, 0.1)
+    specks = np.zeros((size, size), dtype=bool)
+    tone = np.zeros((size, size), dtype=np.float32)
+    for _ in range(int(rng.integers(8, 16))):
+        sy, sx = rng.normal(0, spread, 2)
+        speck = np.hypot(yy - y - sy, xx - x - sx) < size * rng.uniform(0.008, 0.018)
+        specks |= speck
+        tone[speck] = rng.uniform(195, 245)
+    mask = specks & product.foreground
+    image = product.image.copy()
+    image[mask] = tone[mask][:, None] * np.asarray((1.0, 0.97, 0.9), dtype=np.float32)
+    return image, mask
+
+
 _RENDERERS: dict[str, Callable[[np.random.Generator, int], _Product]] = {
     "disc": _render_disc,
     "grid": _render_grid,
@@ -270,7 +334,12 @@ _PAINTERS: dict[str, Callable[[_Product, np.random.Generator], tuple[np.ndarray,
     "hole": _paint_hole,
     "stain": _paint_stain,
     "missing": _paint_missing,
+    "crack": _paint_crack,
+    "burn": _paint_burn,
+    "contamination": _paint_contamination,
 }
+DEFECT_KINDS: tuple[str, ...] = tuple(_PAINTERS)
+"""Every defect kind the generator can paint; the knowledge base picks which the dataset's products show."""
 
 
 def product_defects(category: str) -> tuple[str, ...]:
@@ -306,6 +375,25 @@ def render_sample(
     """
     if defect is not None and defect not in product_defects(category):
         msg = f"Product {category!r} has no {defect!r} defect; it has {product_defects(category)}."
+        raise ValueError(msg)
+    return render_any(category, defect, image_size, rng)
+
+
+def paintable_kinds(category: str) -> tuple[str, ...]:
+    """Every kind of :data:`DEFECT_KINDS` the generator can paint on a product (``missing`` needs parts)."""
+    product_defects(category)
+    return tuple(kind for kind in DEFECT_KINDS if kind != "missing" or category != "tile")
+
+
+def render_any(
+    category: str,
+    defect: str | None,
+    image_size: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`render_sample`, with any kind of :func:`paintable_kinds`, not only the dataset's own."""
+    if defect is not None and defect not in paintable_kinds(category):
+        msg = f"The generator cannot paint {defect!r} on {category!r}; it can paint {paintable_kinds(category)}."
         raise ValueError(msg)
     _check_image_size(image_size)
     gain = rng.uniform(0.92, 1.08)  # overall brightness of the shot

@@ -8,11 +8,11 @@ import torch
 from anomalib.utils.serialization import anomalib_safe_globals
 
 from anomalib_dapo.models.dapo.prompts import TokenInit
-from anomalib_dapo.models.dapo.torch_model import Aggregation, DapoModel, ImageScore
+from anomalib_dapo.models.dapo.torch_model import AdapterInit, Aggregation, DapoModel, ImageScore
 
 FROZEN_PREFIX = "model.clip."
 META_KEY = "dapo"
-SAFE_GLOBALS = (TokenInit, ImageScore, Aggregation)
+SAFE_GLOBALS = (TokenInit, ImageScore, Aggregation, AdapterInit)
 """The plugin's types that checkpoints hold in their hyper-parameters, allowed by ``weights_only`` loading."""
 
 

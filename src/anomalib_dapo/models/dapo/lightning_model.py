@@ -29,7 +29,14 @@ from anomalib_dapo.models.components.typed_module import TypedPromptModule
 from anomalib_dapo.models.dapo.checkpoint import LearnedWeights
 from anomalib_dapo.models.dapo.loss import DapoLoss
 from anomalib_dapo.models.dapo.prompts import TokenInit
-from anomalib_dapo.models.dapo.torch_model import Aggregation, DapoModel, ImageScore, check_images, upsample
+from anomalib_dapo.models.dapo.torch_model import (
+    AdapterInit,
+    Aggregation,
+    DapoModel,
+    ImageScore,
+    check_images,
+    upsample,
+)
 
 
 class Dapo(TypedPromptModule, AnomalibModule):
@@ -37,7 +44,8 @@ class Dapo(TypedPromptModule, AnomalibModule):
 
     Args:
         backbone: OpenCLIP model name (``ViT-L-14-336``; ``dapo-tiny`` for tests and demos).
-        pretrained: OpenCLIP weights tag (``openai``), a local checkpoint file, or ``None`` for random weights.
+        pretrained: OpenCLIP weights tag (``openai``; ``synthetic``: the shipped ``dapo-tiny`` weights), a local
+            checkpoint file, or ``None`` for random weights.
         image_size: Input resolution (518; the position embeddings are interpolated).
         weights: A checkpoint of a trained Dapo (``anomalib train`` writes one) whose learned prompts and
             adapters are loaded; the model is then zero-shot on its test data.
@@ -57,6 +65,8 @@ class Dapo(TypedPromptModule, AnomalibModule):
         alpha: ``α`` of the progressive connection (0.01).
         progressive: Progressive connection (eq. 10); ``False`` = plain prefix tuning (ablation).
         adapter_layers: Layers whose patch tokens are adapted, ``M`` stages (6, 12, 18, 24).
+        adapter_init: ``random`` (paper) or ``projection``: the adapters start as CLIP's image projection, so a
+            defect kind never trained on is still met by its name (see docs/tiny_clip.md).
         temperature: ``τ`` (0.07).
         lambda_local: ``λ`` of eq. 9 (4).
         focal_gamma: ``γ`` of the focal loss (2).
@@ -93,6 +103,7 @@ class Dapo(TypedPromptModule, AnomalibModule):
         alpha: float = 0.01,
         progressive: bool = True,
         adapter_layers: Sequence[int] = (6, 12, 18, 24),
+        adapter_init: AdapterInit | str = AdapterInit.RANDOM,
         temperature: float = 0.07,
         lambda_local: float = 4.0,
         focal_gamma: float = 2.0,
@@ -130,6 +141,7 @@ class Dapo(TypedPromptModule, AnomalibModule):
             alpha=alpha,
             progressive=progressive,
             adapter_layers=adapter_layers,
+            adapter_init=adapter_init,
             temperature=temperature,
             token_init=token_init,
             image_score=image_score,

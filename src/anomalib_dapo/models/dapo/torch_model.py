@@ -38,6 +38,16 @@ class Aggregation(str, Enum):
     """Weighted by each prototype's softmax similarity to the image embedding (the paper's ablation)."""
 
 
+class AdapterInit(str, Enum):
+    """Initial weights of the stage adapters."""
+
+    RANDOM = "random"
+    """``nn.Linear``'s default (uniform, zero mean): the adapters learn the joint space from the training types."""
+    PROJECTION = "projection"
+    """CLIP's own image projection (zero bias): the adapters start where CLIP puts its image embedding, so before
+    any training a patch already meets the text of its defect as the backbone aligned them."""
+
+
 class DapoForward(NamedTuple):
     """What one pass computes before the inference or training heads."""
 
@@ -62,6 +72,18 @@ class StageAdapters(nn.Module):
         layers = [nn.Linear(in_features, out_features) for _ in range(num_stages)]
         self.weight = nn.Parameter(torch.stack([layer.weight.T for layer in layers]).detach())
         self.bias = nn.Parameter(torch.stack([layer.bias for layer in layers]).detach())
+
+    @classmethod
+    def for_clip(cls, clip: CLIP, num_stages: int, init: AdapterInit | str = AdapterInit.RANDOM) -> "StageAdapters":
+        """Adapters from ``clip``'s vision width to its joint space, initialised per ``init``."""
+        adapters = cls(num_stages, clip.visual.transformer.width, embed_dim(clip))
+        if AdapterInit(init) == AdapterInit.PROJECTION:
+            width = clip.visual.transformer.width
+            projection = project(torch.eye(width, device=adapters.weight.device), clip.visual.proj).detach()
+            with torch.no_grad():
+                adapters.weight.copy_(projection.expand_as(adapters.weight))
+                adapters.bias.zero_()
+        return adapters
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Project ``(M, B, P, in)`` stage tokens to ``(M, B, P, out)``."""
@@ -157,6 +179,7 @@ class DapoModel(nn.Module):
         alpha: ``α`` of the progressive connection (0.01).
         progressive: Progressive connection (eq. 10) or plain prefix tuning (ablation).
         adapter_layers: 1-based encoder layers whose patch tokens are adapted, ``M`` of them (6, 12, 18, 24).
+        adapter_init: Initial adapter weights: ``random`` (the paper's linear layers) or CLIP's ``projection``.
         temperature: ``τ`` of the similarities (0.07).
         token_init: Initialisation of the learnable tokens (``clip``).
         image_score: Image score formation (``global``, the DAPO authors' code; see :class:`ImageScore`).
@@ -183,6 +206,7 @@ class DapoModel(nn.Module):
         alpha: float = 0.01,
         progressive: bool = True,
         adapter_layers: Sequence[int] = (6, 12, 18, 24),
+        adapter_init: AdapterInit | str = AdapterInit.RANDOM,
         temperature: float = 0.07,
         token_init: TokenInit | str = TokenInit.CLIP,
         image_score: ImageScore | str = ImageScore.GLOBAL,
@@ -235,7 +259,7 @@ class DapoModel(nn.Module):
             alpha=alpha,
             progressive=progressive,
         )
-        self.adapters = StageAdapters(len(self.adapter_layers), clip.visual.transformer.width, embed_dim(clip))
+        self.adapters = StageAdapters.for_clip(clip, len(self.adapter_layers), adapter_init)
         self.references = ReferenceMemory()
         self.register_buffer("tokens", torch.empty(0, dtype=torch.long), persistent=False)
         self.register_buffer("state_cache", torch.empty(0), persistent=False)
