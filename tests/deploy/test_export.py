@@ -30,6 +30,7 @@ from anomalib_dapo.deploy import (
     NotADapoExportError,
     TextSideRemovedError,
     VocabularyMismatchError,
+    engine_images,
 )
 
 TINY = {
@@ -114,8 +115,10 @@ def test_onnx_runtime_matches_pytorch(onnx_export, images):
     session = ort.InferenceSession(str(path))
     assert json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY]) == {
         "defect_types": ["scratch", "hole"],
+        "model": "Dapo",
         "backbone": "dapo-tiny",
         "image_size": 64,
+        "type_outputs": True,
     }
     for batch in (images, torch.rand(1, 3, 80, 72)):  # dynamic batch and size: the graph resizes to 64
         got = dict(zip(OUTPUTS, session.run(OUTPUTS, {"input": batch.numpy()}), strict=True))
@@ -135,11 +138,18 @@ def test_openvino_export_matches_pytorch(openvino_export, assets, images, tmp_pa
     monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes a cache folder in the working directory
     inferencer = DapoOpenVINOInferencer(openvino_export, device="CPU", config=F32, defect_types=[" Crack"])
     assert inferencer.defect_types == ("crack",)
-    assert inferencer.metadata == {"defect_types": ["crack"], "backbone": "dapo-tiny", "image_size": 64}
+    assert inferencer.metadata == {
+        "model": "Dapo",
+        "defect_types": ["crack"],
+        "backbone": "dapo-tiny",
+        "image_size": 64,
+        "type_outputs": True,
+    }
     for batch in (images, torch.rand(1, 3, 80, 72)):
         prediction = inferencer.predict(batch)
         got = {name: getattr(prediction, name) for name in OUTPUTS}
-        assert_parity(got, reference(learned(assets, ["crack"]), batch))
+        # the inferencer resizes as the Engine does (antialiased), before the graph
+        assert_parity(got, reference(learned(assets, ["crack"]), engine_images(batch, 64)))
 
 
 def test_exporting_another_vocabulary_retargets_the_model(onnx_export, openvino_export, images, tmp_path, monkeypatch):

@@ -67,9 +67,7 @@ def read_rgb_image(path: str | Path) -> Image:
     """
     try:
         with PILImage.open(path) as image:
-            if image.mode not in (*SIXTEEN_BIT_MODES, "F"):
-                return to_dtype(to_image(image.convert("RGB")), torch.float32, scale=True)
-            array = _unit_range(path, np.asarray(image, dtype=np.float64), image.mode)
+            return pil_to_rgb(image, path)
     except ImageReadError:
         raise
     except FileNotFoundError as error:
@@ -78,6 +76,13 @@ def read_rgb_image(path: str | Path) -> Image:
     except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError and truncation errors are OSErrors
         msg = f"Cannot read image {path} ({error}): it is corrupt, truncated or not an image; replace or remove it."
         raise ImageReadError(msg) from error
+
+
+def pil_to_rgb(image: PILImage.Image, source: str | Path) -> Image:
+    """A PIL image as :func:`read_rgb_image` reads it (``source`` names it in errors)."""
+    if image.mode not in (*SIXTEEN_BIT_MODES, "F"):
+        return to_dtype(to_image(image.convert("RGB")), torch.float32, scale=True)
+    array = _unit_range(source, np.asarray(image, dtype=np.float64), image.mode)
     return Image(torch.from_numpy(array.astype(np.float32)).expand(3, -1, -1).clone())
 
 

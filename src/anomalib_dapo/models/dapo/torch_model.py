@@ -13,6 +13,7 @@ from open_clip.transformer import text_global_pool
 from torch import nn
 
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
+from anomalib_dapo.models.components.export import CLIP_TEXT_SIDE
 from anomalib_dapo.models.components.few_shot import ReferenceMemory
 from anomalib_dapo.models.dapo.progressive import ProgressivePrompts, run_prompted_blocks
 from anomalib_dapo.models.dapo.prompts import HybridPrompts, TokenInit, initial_statistics
@@ -291,6 +292,12 @@ class DapoModel(nn.Module):
         if not self.state_cache.numel():
             self.state_cache = self.encode_states()
         return self.state_cache
+
+    def export_text_side(self) -> list[tuple[nn.Module, str]]:
+        """Cache the vocabulary's state embeddings; the ``(owner, attribute)`` pairs only text encoding uses."""
+        with torch.no_grad():
+            self.states()
+        return [(self.clip, name) for name in CLIP_TEXT_SIDE] + [(self.prompts, "tokenizer")]
 
     def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 4: the global embedding ``z^x`` ``(B, D)`` and adapted patch embeddings ``Z^p`` ``(M, B, P, D)``."""
