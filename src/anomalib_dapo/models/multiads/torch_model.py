@@ -87,8 +87,8 @@ class MultiAdsModel(nn.Module):
             return
         self.text_encoder_calls += 1
         ensembles = state_prompts(defect_words, object_name)
-        device = self.clip.token_embedding.weight.device
-        tokens = self.tokenizer([text for ensemble in ensembles for text in ensemble]).to(device)
+        tokens = self.tokenizer([text for ensemble in ensembles for text in ensemble])
+        tokens = tokens.to(self.clip.token_embedding.weight.device)
         with torch.no_grad():
             features = self.clip.encode_text(tokens, normalize=True)
         self.states = features.unflatten(0, (len(ensembles), -1)).mean(dim=1)
