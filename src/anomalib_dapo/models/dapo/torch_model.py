@@ -2,7 +2,6 @@
 
 from collections.abc import Sequence
 from contextlib import nullcontext
-from enum import Enum
 from typing import NamedTuple
 
 import torch
@@ -15,11 +14,12 @@ from torch import nn
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
 from anomalib_dapo.models.components.export import CLIP_TEXT_SIDE
 from anomalib_dapo.models.components.few_shot import ReferenceMemory
+from anomalib_dapo.models.components.options import OptionEnum
 from anomalib_dapo.models.dapo.progressive import ProgressivePrompts, run_prompted_blocks
 from anomalib_dapo.models.dapo.prompts import HybridPrompts, TokenInit, initial_statistics
 
 
-class ImageScore(str, Enum):
+class ImageScore(OptionEnum):
     """How the image anomaly score is formed."""
 
     FUSION = "fusion"
@@ -30,7 +30,7 @@ class ImageScore(str, Enum):
     """The anomaly map's maximum alone."""
 
 
-class Aggregation(str, Enum):
+class Aggregation(OptionEnum):
     """How the defect prototypes form the single abnormal prototype of the global branch (appendix 11)."""
 
     MEAN = "mean"
