@@ -1,8 +1,10 @@
 """Pixel multi-type metrics against scikit-learn, hand-computed values and anomalib's Evaluator.
 
-Tolerances: exact mode (``thresholds=None``) matches scikit-learn to 1e-5; the default binned mode (200 thresholds)
-is within 1e-2 (seen: AUROC ≤ 3e-4, AP ≤ 2e-3 off on these inputs), and exact on inputs whose distinct scores fall
-in distinct bins, like the hand-made case.
+AUROC and AP come from a fine histogram; each metric bounds its own distance to the exact value
+(``error_bounds``). The tests check that scikit-learn's exact value lies within that bound, and that the bound
+is below the 0.005 the metrics promise, on uniform probabilities and on skewed ones: all ≤ 0.21, all ≥ 0.95,
+spread over twenty decades. Evenly spaced thresholds (200, the previous implementation) were off by up to 0.3
+on the skewed inputs.
 """
 
 import math
@@ -11,16 +13,29 @@ import numpy as np
 import pytest
 import torch
 from anomalib.metrics import Evaluator
-from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
-from sklearn.preprocessing import label_binarize
-from torchmetrics.classification import MulticlassPrecisionRecallCurve
+from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, roc_auc_score
+from torchmetrics.classification import MulticlassAUROC
 
 from anomalib_dapo.data.dataclasses import TypedImageBatch
-from anomalib_dapo.metrics import TypeAUROC, TypeAveragePrecision, TypeF1Score, mean_over_objects, per_type_scores
-from anomalib_dapo.metrics.multi_type import _binned_confmat
+from anomalib_dapo.metrics import (
+    TypeAUROC,
+    TypeAveragePrecision,
+    TypeConfusionMatrix,
+    TypeF1Score,
+    mean_over_objects,
+    per_type_scores,
+    row_normalised,
+)
+from anomalib_dapo.metrics.multi_type import NUM_BINS, TOLERANCE, score_bins
 
-BINNED_TOL = 1e-2
 EXACT_TOL = 1e-5
+SKEWS = {
+    "uniform": lambda probs: probs,
+    "all_below_0.21": lambda probs: 0.21 * probs**3,
+    "all_above_0.95": lambda probs: 1 - 0.05 * (1 - probs) ** 3,
+    "log_spaced": lambda probs: torch.pow(10.0, -20 * (1 - probs)),
+}
+"""Maps of probabilities in [0, 1] to skewed ones; each keeps the order, so it is the binning that is tested."""
 
 
 def make_batch(pred_type_map: torch.Tensor, gt_type_mask: torch.Tensor) -> TypedImageBatch:
@@ -49,32 +64,28 @@ def flat(batch: TypedImageBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return batch.gt_type_mask.flatten().numpy(), scores, batch.pred_type_mask.flatten().numpy()
 
 
-def updated(batches: list[TypedImageBatch], num_classes: int, thresholds: int | None) -> list:
-    metrics = [
-        TypeAUROC(num_classes=num_classes, thresholds=thresholds),
-        TypeAveragePrecision(num_classes=num_classes, thresholds=thresholds),
-        TypeF1Score(num_classes=num_classes),
-    ]
+def updated(batches: list[TypedImageBatch], num_classes: int) -> list:
+    metrics = [TypeAUROC(num_classes=num_classes), TypeAveragePrecision(num_classes=num_classes)]
+    metrics.append(TypeF1Score(num_classes=num_classes))
     for metric in metrics:
         for batch in batches:
             metric.update(batch)
     return metrics
 
 
-def compute_all(batches: list[TypedImageBatch], num_classes: int, thresholds: int | None) -> list:
+def compute_all(batches: list[TypedImageBatch], num_classes: int) -> list:
     """Update and compute, which also sets ``per_class_scores``."""
-    metrics = updated(batches, num_classes, thresholds)
+    metrics = updated(batches, num_classes)
     for metric in metrics:
         metric.compute()
     return metrics
 
 
-@pytest.mark.parametrize("thresholds", [None, 200])
-def test_hand_made(thresholds: int | None) -> None:
+def test_hand_made() -> None:
     # Pixels a, b (normal), c (type 1), d (type 2); argmax gives 0, 1, 1, 0.
     probs = torch.tensor([[0.8, 0.1, 0.1], [0.4, 0.5, 0.1], [0.3, 0.6, 0.1], [0.5, 0.1, 0.4]])
     batch = make_batch(probs.T.reshape(1, 3, 2, 2), torch.tensor([[[0, 0], [1, 2]]]))
-    auroc, ap, f1 = compute_all([batch], 3, thresholds)
+    auroc, ap, f1 = compute_all([batch], 3)
     # Normal: 3 of 4 (positive, negative) pairs ranked right; types 1 and 2 are ranked first.
     torch.testing.assert_close(auroc.per_class_scores, torch.tensor([3 / 4, 1, 1]))
     # Normal ranks a+, d-, b+, c-: AP = (1 + 2/3) / 2.
@@ -83,66 +94,155 @@ def test_hand_made(thresholds: int | None) -> None:
     torch.testing.assert_close(f1.per_class_scores, torch.tensor([1 / 2, 2 / 3, 0]))
     for metric, expected in zip((auroc, ap, f1), (11 / 12, 17 / 18, 7 / 18), strict=True):
         assert metric.compute().item() == pytest.approx(expected, abs=EXACT_TOL)
+    # Distinct scores in distinct bins: nothing to bound.
+    assert auroc.error_bounds.tolist() == [0, 0, 0]
 
 
-@pytest.mark.parametrize(("thresholds", "tol"), [(None, EXACT_TOL), (200, BINNED_TOL)])
+@pytest.mark.parametrize("skew", SKEWS)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_matches_sklearn(seed: int, thresholds: int | None, tol: float) -> None:
-    batch = random_batch(seed, gt_classes=[0, 1, 2, 3])
+def test_matches_sklearn_within_the_bound_whatever_the_range(seed: int, skew: str) -> None:
+    raw = random_batch(seed, gt_classes=[0, 1, 2, 3], size=48)
+    batch = make_batch(SKEWS[skew](raw.pred_type_map), raw.gt_type_mask)
     y, scores, pred = flat(batch)
-    auroc, ap, f1 = compute_all([batch], 4, thresholds)
-    assert auroc.compute().item() == pytest.approx(roc_auc_score(y, scores, multi_class="ovr"), abs=tol)
-    expected_ap = average_precision_score(label_binarize(y, classes=range(4)), scores, average="macro")
-    assert ap.compute().item() == pytest.approx(expected_ap, abs=tol)
+    auroc, ap, f1 = compute_all([batch], 4)
+    exact_auroc = [roc_auc_score(y == c, scores[:, c]) for c in range(4)]
+    exact_ap = [average_precision_score(y == c, scores[:, c]) for c in range(4)]
+    for metric, exact in ((auroc, exact_auroc), (ap, exact_ap)):
+        error = np.abs(metric.per_class_scores.double().numpy() - exact)
+        bound = metric.error_bounds.double().numpy()
+        assert (error <= bound + 1e-6).all(), (error, bound)
+        assert bound.max() < TOLERANCE
+        assert metric.compute().item() == pytest.approx(np.mean(exact), abs=TOLERANCE)
     assert f1.compute().item() == pytest.approx(f1_score(y, pred, average="macro"), abs=EXACT_TOL)
 
 
-@pytest.mark.parametrize(("thresholds", "tol"), [(None, EXACT_TOL), (200, BINNED_TOL)])
-def test_absent_classes_are_left_out_of_the_macro(thresholds: int | None, tol: float) -> None:
+def test_the_previous_even_thresholds_fail_on_concentrated_probabilities() -> None:
+    # What the fine grid replaces: torchmetrics' binned AUROC on 200 even thresholds, on probabilities <= 0.21.
+    raw = random_batch(0, gt_classes=[0, 1, 2, 3], size=48)
+    batch = make_batch(SKEWS["all_below_0.21"](raw.pred_type_map), raw.gt_type_mask)
+    y, scores, _ = flat(batch)
+    exact = np.mean([roc_auc_score(y == c, scores[:, c]) for c in range(4)])
+    binned = MulticlassAUROC(num_classes=4, thresholds=200, average="macro")
+    binned.update(batch.pred_type_map, batch.gt_type_mask)
+    assert exact - binned.compute().item() > TOLERANCE
+    (auroc, *_) = compute_all([batch], 4)
+    assert auroc.compute().item() == pytest.approx(exact, abs=TOLERANCE)
+
+
+def test_exact_ties_at_zero_and_one_are_exact() -> None:
+    # Saturated probabilities (exactly 0 or 1) for positives and negatives alike: true ties, as for sklearn.
+    g = torch.Generator().manual_seed(3)
+    gt = torch.randint(0, 2, (2, 16, 16), generator=g)
+    first = torch.rand(2, 16, 16, generator=g)
+    first = torch.where(first < 0.3, 0.0, torch.where(first > 0.6, 1.0, first))
+    batch = make_batch(torch.stack([1 - first, first], dim=1), gt)
+    y, scores, _ = flat(batch)
+    auroc, ap, _ = compute_all([batch], 2)
+    for c in range(2):
+        assert auroc.per_class_scores[c].item() == pytest.approx(roc_auc_score(y == c, scores[:, c]), abs=1e-4)
+        assert ap.per_class_scores[c].item() == pytest.approx(average_precision_score(y == c, scores[:, c]), abs=1e-3)
+    assert auroc.error_bounds.max().item() < 1e-3
+
+
+def test_probabilities_too_concentrated_for_the_grid_warn_and_stay_within_the_bound() -> None:
+    # Every probability in [0.2, 0.2002]: about one bin; the bound says how far off the value may be.
+    raw = random_batch(4, gt_classes=[0, 1], num_classes=2, size=32)
+    batch = make_batch(0.2 + 0.0002 * raw.pred_type_map, raw.gt_type_mask)
+    y, scores, _ = flat(batch)
+    metric = TypeAUROC(num_classes=2)
+    metric.update(batch)
+    with pytest.warns(UserWarning, match="error_bounds"):
+        metric.compute()
+    error = abs(metric.per_class_scores[1].item() - roc_auc_score(y == 1, scores[:, 1]))
+    assert error <= metric.error_bounds[1].item() + 1e-6
+    assert metric.error_bounds[1].item() > TOLERANCE
+
+
+def test_score_bins_are_monotone_and_resolve_both_tails() -> None:
+    probs = torch.cat([torch.rand(100_000), torch.pow(10.0, -40 * torch.rand(10_000)), 1 - torch.rand(10_000) ** 8])
+    special = torch.tensor([0.0, 1e-45, 2.0**-64, 0.5, 0.5 + 2**-24, 1 - 2**-24, 1.0])
+    ordered = torch.cat([probs, special]).sort().values
+    bins = score_bins(ordered)
+    assert (bins.diff() >= 0).all()
+    assert bins.min().item() == 0 and bins.max().item() == NUM_BINS - 1
+    assert (score_bins(torch.tensor([0.0, 1.0])) == torch.tensor([0, NUM_BINS - 1])).all()
+    inner = bins[(ordered >= 2.0**-136) & (ordered < 1)]
+    assert (inner > 0).all() and (inner < NUM_BINS - 1).all()  # 0 and 1 alone in their bins
+    assert score_bins(torch.tensor([1e-45, 1e-42])).tolist() == [0, 0]  # subnormals below 2^-136 count as 0
+    # Neighbours 0.1 % apart get different bins, near 0 and near 1 alike.
+    for p in (1e-30, 1e-12, 1e-3, 0.2, 0.5 - 1e-3, 0.5 + 1e-3, 0.8, 1 - 1e-3, 1 - 2e-4):
+        near = torch.tensor([p, p + 1.5e-3 * min(p, 1 - p)])
+        assert score_bins(near).unique().numel() == 2, p
+
+
+@pytest.mark.parametrize("bad", [math.nan, 1.5, -0.2])
+def test_values_that_are_not_probabilities_are_refused(bad: float) -> None:
+    batch = random_batch(11, [0, 1])
+    batch.pred_type_map[0, 0, 0, 0] = bad
+    with pytest.raises(ValueError, match="probabilities"):
+        TypeAUROC(num_classes=4).update(batch)
+
+
+def test_absent_classes_are_left_out_of_the_macro() -> None:
     batch = random_batch(2, gt_classes=[0, 2], num_classes=5)
     y, scores, pred = flat(batch)
     assert set(np.unique(pred)) - {0, 2}, "predictions should also hit absent states"
-    auroc, ap, f1 = compute_all([batch], 5, thresholds)
+    auroc, ap, f1 = compute_all([batch], 5)
     present = [0, 2]
     for metric in (auroc, ap, f1):
         assert torch.isnan(metric.per_class_scores[[1, 3, 4]]).all()
     expected_auroc = np.mean([roc_auc_score(y == c, scores[:, c]) for c in present])
     expected_ap = np.mean([average_precision_score(y == c, scores[:, c]) for c in present])
-    assert auroc.compute().item() == pytest.approx(expected_auroc, abs=tol)
-    assert ap.compute().item() == pytest.approx(expected_ap, abs=tol)
+    assert auroc.compute().item() == pytest.approx(expected_auroc, abs=TOLERANCE)
+    assert ap.compute().item() == pytest.approx(expected_ap, abs=TOLERANCE)
     expected_f1 = f1_score(y, pred, labels=present, average="macro", zero_division=0)
     assert f1.compute().item() == pytest.approx(expected_f1, abs=EXACT_TOL)
 
 
 def test_auroc_is_nan_when_only_one_state_is_present() -> None:
-    auroc, ap, _ = compute_all([random_batch(3, gt_classes=[0])], 4, thresholds=None)
+    auroc, ap, _ = compute_all([random_batch(3, gt_classes=[0])], 4)
     assert math.isnan(auroc.compute().item())
     assert ap.compute().item() == pytest.approx(1.0)
 
 
-def test_binned_counts_equal_torchmetrics() -> None:
-    batch = random_batch(4, gt_classes=[0, 1, 3], num_classes=5)
-    reference = MulticlassPrecisionRecallCurve(num_classes=5, thresholds=200)
-    reference.update(batch.pred_type_map, batch.gt_type_mask)
-    scores = batch.pred_type_map.movedim(1, -1).reshape(-1, 5)
-    assert torch.equal(_binned_confmat(scores, batch.gt_type_mask.flatten(), reference.thresholds), reference.confmat)
-
-
-@pytest.mark.parametrize("thresholds", [None, 200])
-def test_batches_and_merged_states_equal_one_update(thresholds: int | None) -> None:
+def test_batches_and_merged_states_equal_one_update() -> None:
     first, second = random_batch(5, [0, 1, 2]), random_batch(6, [0, 1, 3])
     whole = make_batch(
         torch.cat([first.pred_type_map, second.pred_type_map]), torch.cat([first.gt_type_mask, second.gt_type_mask])
     )
-    one = compute_all([whole], 4, thresholds)
-    streamed = compute_all([first, second], 4, thresholds)
+    one = compute_all([whole], 4)
+    streamed = compute_all([first, second], 4)
     # merge_state applies the states' DDP reductions, as a sync across two ranks would.
-    merged, other = updated([first], 4, thresholds), updated([second], 4, thresholds)
+    merged, other = updated([first], 4), updated([second], 4)
     for metric, rank_two in zip(merged, other, strict=True):
         metric.merge_state(rank_two)
     for a, b, c in zip(one, streamed, merged, strict=True):
         torch.testing.assert_close(b.compute(), a.compute())
         torch.testing.assert_close(c.compute(), a.compute())
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [0, 3, 1, 2]])
+def test_confusion_matrix_over_defect_pixels_equals_sklearn(order: list[int]) -> None:
+    # State 2 is absent from the ground truth; ``order`` renumbers the states as a reordered vocabulary would.
+    batch = random_batch(12, gt_classes=[0, 1, 3])
+    renumber = torch.tensor(order)
+    batch = make_batch(batch.pred_type_map[:, renumber.argsort()], renumber[batch.gt_type_mask])
+    y, _, pred = flat(batch)
+    metric = TypeConfusionMatrix(num_classes=4)
+    metric.update(make_batch(batch.pred_type_map[:1], batch.gt_type_mask[:1]))
+    metric.update(make_batch(batch.pred_type_map[1:], batch.gt_type_mask[1:]))
+    counts = metric.compute()
+    defect = y > 0
+    expected = confusion_matrix(y[defect], pred[defect], labels=range(4))
+    assert (counts.numpy() == expected).all()
+    assert counts[0].sum() == 0 and counts[order[2]].sum() == 0  # normal rows and the absent type's are empty
+    assert counts.sum() == defect.sum()
+    normalised = row_normalised(counts)
+    assert torch.isnan(normalised[order[2]]).all()
+    present = [order[1], order[3]]
+    torch.testing.assert_close(normalised[present].sum(-1), torch.ones(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"\[0, 3\]"):
+        metric.update(make_batch(batch.pred_type_map, batch.gt_type_mask + 1))
 
 
 def test_evaluator_with_typed_batches() -> None:
@@ -175,7 +275,7 @@ def test_missing_field_and_wrong_channels() -> None:
 
 
 def test_per_type_table_and_mean_over_objects() -> None:
-    auroc, ap, f1 = compute_all([random_batch(10, [0, 2], num_classes=3)], 3, thresholds=None)
+    auroc, ap, f1 = compute_all([random_batch(10, [0, 2], num_classes=3)], 3)
     table = per_type_scores([auroc, ap, f1], ["normal", "scratch", "hole"])
     assert table["hole"]["TypeF1Score"] == pytest.approx(f1.per_class_scores[2].item())
     assert math.isnan(table["scratch"]["TypeAUROC"])
@@ -184,3 +284,17 @@ def test_per_type_table_and_mean_over_objects() -> None:
 
     means = mean_over_objects({"candle": {"auroc": 0.9, "f1": 0.2}, "pcb1": {"auroc": 0.7, "f1": math.nan}})
     assert means == pytest.approx({"auroc": 0.8, "f1": 0.2})
+
+
+def test_the_second_curve_metric_reuses_the_bins_only_of_the_same_unmodified_map() -> None:
+    batch = random_batch(13, [0, 1, 2, 3])
+    auroc, ap = TypeAUROC(num_classes=4), TypeAveragePrecision(num_classes=4)
+    auroc.update(batch)
+    ap.update(batch)  # the same map: the same counts
+    assert torch.equal(ap.histogram, auroc.histogram)
+    batch.pred_type_map.copy_(batch.pred_type_map.flip(-1))  # modified in place
+    ap.update(batch)
+    fresh = TypeAveragePrecision(num_classes=4)
+    fresh.update(random_batch(13, [0, 1, 2, 3]))
+    fresh.update(batch)
+    assert torch.equal(ap.histogram, fresh.histogram)

@@ -7,11 +7,11 @@ start-up. What is compared and why:
 
 * One thread per process in both runs (``OMP_NUM_THREADS=1``; Lightning's DDP would otherwise give each process
   half the cores): float32 reductions split over another number of threads differ by a few ulp, and a pixel
-  whose value moves across one of the 200 bin edges of the type curves changes them in the 6th digit.
+  whose value moves across a bin edge of the type curves' histogram changes them in the 6th digit.
 * Test set: 10 images (an even number), so DistributedSampler gives each process 5 and pads nothing; with an odd
   size it would repeat one image and the metrics would count it twice.
 * Evaluation batches of one image, so each image's scores come from the same computation in both runs.
-* Metrics built on counts (binned pixel type curves, F1 and multi-label counts, summed over processes) must be
+* Metrics built on counts (pixel type-curve histograms, F1 and multi-label counts, summed over processes) must be
   exactly equal. anomalib's exact AUROC, AUPR, F1-max and AUPRO gather every score from both processes and
   compute on the concatenation, whose order (rank 0's images, then rank 1's) differs from one process's: sums
   in float32 in another order differ by a few ulp, hence ``ATOL``.

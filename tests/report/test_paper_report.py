@@ -55,7 +55,7 @@ def test_every_synthetic_category_is_reported_in_a_new_version_with_no_paper_num
     objects = _csv(directory, "binary_objects")
     assert list(objects.index) == ["disc", "grid", "tile", "mean"]
     assert objects.filter(like="_paper").isna().all().all()
-    ours = objects.drop(columns=objects.filter(like="_paper").columns)
+    ours = objects.drop(columns=[*objects.filter(like="_paper").columns, "image_score"])
     assert ours.notna().all().all()
     assert ((ours >= 0) & (ours <= 100)).all().all()
     assert ours.loc["mean"].to_numpy() == pytest.approx(ours.drop(index="mean").mean().to_numpy(), abs=0.01)
@@ -64,6 +64,27 @@ def test_every_synthetic_category_is_reported_in_a_new_version_with_no_paper_num
     report = (directory / "report.md").read_text()
     assert "The paper publishes no numbers for synthetic." in report
     assert report.count("\n## ") == len(TABLES)
+    # every table says which image score its values come from: Dapo's default, the authors' code's
+    assert report.count("Ours with image score `global`.") == len(TABLES)
+    for table in TABLES:
+        assert (_csv(directory, table)["image_score"] == "global").all()
+    # per object and overall: the per-type table and the confusion matrix over the defect pixels
+    for folder in ("disc", "grid", "tile", "overall"):
+        files = {path.name for path in (directory / "types" / folder).iterdir()}
+        assert files == {
+            "per_type.csv",
+            "per_type.png",
+            "confusion_counts.csv",
+            "confusion_normalised.csv",
+            "confusion.png",
+        }
+    overall = pd.read_csv(directory / "types" / "overall" / "confusion_counts.csv", index_col=0)
+    parts = [
+        pd.read_csv(directory / "types" / obj / "confusion_counts.csv", index_col=0) for obj in ("disc", "grid", "tile")
+    ]
+    summed = sum(p.reindex(index=overall.index, columns=overall.columns, fill_value=0) for p in parts)
+    assert (overall.to_numpy() == summed.to_numpy()).all()
+    assert overall.to_numpy().sum() > 0
     # the config written beside the report runs it again
     again = build_parser().parse_args(["--config", str(directory / "config.yaml")])
     assert again.model.pretrained is None
@@ -76,7 +97,7 @@ def test_mpdd_tables_hold_the_papers_numbers_beside_ours(checkpoint, tmp_path, d
     defect_tree(root / "connector", {"good": 2, "parts_mismatch": 2})
 
     args = ["--weights", str(checkpoint), "--target", "MPDD", "--root", str(root), "--output", str(tmp_path / "out")]
-    main([*args, "--categories=[tubes, Connector]", *TINY_CLI])
+    main([*args, "--categories=[tubes, Connector]", "--model.image_score=fusion", *TINY_CLI])
 
     directory = tmp_path / "out" / "v1"
     objects = _csv(directory, "binary_objects")
@@ -95,6 +116,8 @@ def test_mpdd_tables_hold_the_papers_numbers_beside_ours(checkpoint, tmp_path, d
         assert f"paper: {table}" in report
     assert "The paper's mean rows average all 6 objects; ours average the 2 tested." in report
     assert "| tubes | " in report
+    assert report.count("Ours with image score `fusion`.") == len(TABLES)
+    assert (objects["image_score"] == "fusion").all()
 
 
 def test_a_missing_category_stops_the_report_before_anything_runs(checkpoint, tmp_path, defect_tree):
@@ -116,7 +139,7 @@ def test_means_run_over_objects_and_defect_types_over_the_objects_showing_them()
         "b": result({"image_auroc": 1.0, "type_auroc": math.nan}, normal=0.5, dent=math.nan),
         "c": result({"image_auroc": 0.9}, normal=0.7, rust=0.2),
     }
-    tables = build_tables("synthetic", results)
+    tables = build_tables("synthetic", results, "global")
     assert tables["binary_mean"].ours["mean"]["image_auroc"] == pytest.approx(80.0)
     assert tables["type_mean"].ours["mean"]["type_auroc"] == pytest.approx(60.0)  # b has no defect, c no score
     assert list(tables["binary_objects"].ours) == ["a", "b", "c", "mean"]

@@ -14,10 +14,10 @@ import torch
 from anomalib.metrics import AnomalibMetric
 from torchmetrics import classification as tmc
 
-from .multi_type import _StatScoresSupport
+from .multi_type import _MacroOverPresent
 
 
-class _ImageTypeLabels(_StatScoresSupport):
+class _ImageTypeLabels(_MacroOverPresent):
     """Turn ``(B, H, W)`` type masks into ``(B, K)`` type-presence labels for torchmetrics' multilabel metrics.
 
     Args:

@@ -4,7 +4,7 @@ One learned checkpoint, one command::
 
     dapo-report --weights learned.ckpt --target mpdd --root ./datasets/MPDD --output reports/mpdd
     python -m anomalib_dapo.report ...            # the same
-    dapo-report ... --model.image_score global    # any Dapo argument, as with ``anomalib test``
+    dapo-report ... --model.image_score fusion    # any Dapo argument, as with ``anomalib test``
 
 For each category, anomalib's ``Engine.test`` runs Dapo zero-shot on the category's typed datamodule, exactly as
 ``anomalib test --model Dapo --model.weights learned.ckpt`` would (anomalib calibrates on the target's validation
@@ -12,13 +12,15 @@ data first). The binary metrics (image AUROC, AP, F1-max; pixel AUROC, AUPRO), t
 AP, F1 macro over states, and each state's one-vs-rest score) and the image-level multi-label ones are collected
 per object and averaged over objects as the paper's "Mean" rows are. Every table is written as markdown
 (``report.md``) and CSV, ours beside the paper's value (:mod:`anomalib_dapo.report.published`), into a new
-version folder ``<output>/v<N>``: an earlier report is never overwritten.
+version folder ``<output>/v<N>``: an earlier report is never overwritten. Every table names the image score
+the values were obtained with (``--model.image_score``; the paper defines none, Dapo's default is the authors'
+code's ``global``). ``types/<object>/`` and ``types/overall/`` hold each object's and the overall per-type
+table and type confusion matrix (:mod:`anomalib_dapo.metrics.type_results`).
 """
 
 import copy
 import logging
 import math
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from anomalib_dapo import knowledge
 from anomalib_dapo.data import MADReal, MADSim, TypedMPDD, TypedMVTecAD, TypedRealIAD, TypedVisa
 from anomalib_dapo.data.cross import require_category
 from anomalib_dapo.metrics import mean_over_objects, per_type_scores
+from anomalib_dapo.metrics.type_results import TypeResults, merge_type_results, new_version_dir
 from anomalib_dapo.models import Dapo
 from anomalib_dapo.report.published import MEAN, METRICS, NORMAL, TABLES, Published, TableSpec, published
 
@@ -86,11 +89,13 @@ class CategoryResult:
     Attributes:
         metrics: Metric key -> value.
         per_state: State (``normal``, then the category's defect types) -> metric key -> one-vs-rest value.
+        types: The per-type table and type confusion matrix, ``None`` if the data had no type masks.
 
     """
 
     metrics: Mapping[str, float]
     per_state: Mapping[str, Mapping[str, float]]
+    types: TypeResults | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class Table:
         spec: Rows and metric columns.
         ours: Row -> metric key -> percent.
         paper: The paper's values for this table and dataset, ``None`` if it publishes none.
+        image_score: How our image scores were formed (``Dapo``'s ``image_score``).
 
     """
 
@@ -109,19 +115,21 @@ class Table:
     spec: TableSpec
     ours: Mapping[str, Mapping[str, float]]
     paper: Published | None
+    image_score: str
 
     def paper_value(self, row: str, metric: str) -> float:
         """The paper's value of a cell, NaN if it prints none."""
         return self.paper.rows.get(row, {}).get(metric, math.nan) if self.paper else math.nan
 
     def frame(self) -> pd.DataFrame:
-        """The table as written to CSV: a row column, then ``<metric>`` (ours) and ``<metric>_paper`` per metric."""
+        """The table as written to CSV: the row, ``<metric>`` (ours) and ``<metric>_paper``, our ``image_score``."""
         records = []
         for row, values in self.ours.items():
             record: dict[str, Any] = {self.spec.rows: row}
             for metric in self.spec.columns:
                 record[metric] = round(values.get(metric, math.nan), 2)
                 record[f"{metric}_paper"] = self.paper_value(row, metric)
+            record["image_score"] = self.image_score
             records.append(record)
         return pd.DataFrame.from_records(records)
 
@@ -131,6 +139,8 @@ class Table:
         header = [self.spec.rows] + [f"{METRICS[m]} {who}" for m in self.spec.columns for who in ("ours", "paper")]
         lines = [
             f"## {self.spec.title} — {source}",
+            "",
+            f"Ours with image score `{self.image_score}`.",
             "",
             "| " + " | ".join(header) + " |",
             "|" + "---|" * len(header),
@@ -158,13 +168,14 @@ def evaluate_category(model: Dapo, datamodule: AnomalibDataModule, accelerator: 
     states = (NORMAL, *model.eval_vocabulary)
     scores = per_type_scores(evaluated, states) if evaluated else {}
     per_state = {state: {LOGGED[name]: value for name, value in row.items()} for state, row in scores.items()}
-    return CategoryResult(metrics=metrics, per_state=per_state)
+    return CategoryResult(metrics=metrics, per_state=per_state, types=model.type_results.results)
 
 
-def build_tables(dataset: str, results: Mapping[str, CategoryResult]) -> dict[str, Table]:
+def build_tables(dataset: str, results: Mapping[str, CategoryResult], image_score: str) -> dict[str, Table]:
     """Every table of :data:`TABLES` from per-category results, beside the paper's values for ``dataset``.
 
-    Object rows keep the order of ``results``; mean rows are :func:`mean_over_objects` of them. A defect type's
+    Object rows keep the order of ``results``; mean rows are :func:`mean_over_objects` of them. ``image_score``
+    (how the image scores were formed) is recorded in every table. A defect type's
     row is its mean over the objects whose test data shows it (an object without it has no score for it).
     """
     paper = published(dataset)
@@ -182,23 +193,16 @@ def build_tables(dataset: str, results: Mapping[str, CategoryResult]) -> dict[st
         for state in states
     }
     rows_of = {"mean": mean, "object": {**objects, **mean}, "defect type": defects}
-    return {name: Table(name, spec, rows_of[spec.rows], paper.get(name)) for name, spec in TABLES.items()}
+    return {name: Table(name, spec, rows_of[spec.rows], paper.get(name), image_score) for name, spec in TABLES.items()}
 
 
-def new_version_dir(output: Path | str) -> Path:
-    """Create and return ``<output>/v<N>``, ``N`` one above any version there: nothing already there is touched."""
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    taken = [int(match.group(1)) for path in output.iterdir() if (match := re.fullmatch(r"v(\d+)", path.name))]
-    number = max(taken, default=0) + 1
-    while True:
-        path = output / f"v{number}"
-        try:
-            path.mkdir()
-        except FileExistsError:  # another report took this number meanwhile
-            number += 1
-        else:
-            return path
+def write_type_results(directory: Path, results: Mapping[str, CategoryResult]) -> None:
+    """Write each object's per-type table and type confusion matrix, and the overall ones, under ``types/``."""
+    types = {category: result.types for category, result in results.items() if result.types is not None}
+    for category, result in types.items():
+        result.write(directory / "types" / category, category)
+    if types:
+        merge_type_results(types).write(directory / "types" / "overall", "overall")
 
 
 def write_report(directory: Path, tables: Mapping[str, Table], header: Sequence[str]) -> Path:
@@ -270,9 +274,11 @@ def paper_report(
         )
         # A fresh copy per category: calibration and metric states never leak from one category to the next.
         results[category] = evaluate_category(copy.deepcopy(template), datamodule, accelerator)
-    header = _header(dataset, weights, root, chosen, known, model_args)
+    image_score = template.model.image_score.value
+    header = _header(dataset, weights, root, chosen, known, model_args, image_score)
     directory = new_version_dir(output)
-    write_report(directory, build_tables(dataset, results), header)
+    write_report(directory, build_tables(dataset, results, image_score), header)
+    write_type_results(directory, results)
     return directory
 
 
@@ -283,6 +289,7 @@ def _header(
     chosen: Sequence[str],
     known: Sequence[str],
     model_args: Mapping[str, Any],
+    image_score: str,
 ) -> list[str]:
     lines = [
         f"# DAPO zero-shot report: {dataset}",
@@ -290,6 +297,7 @@ def _header(
         f"- weights: `{weights}`",
         f"- data: `{root}`, {len(chosen)} of {len(known)} categories ({', '.join(chosen)})",
         f"- model arguments: {model_args or 'defaults'}",
+        f"- image score: `{image_score}` (the paper defines none; `global` is the authors' released code's)",
         f"- {datetime.now().isoformat(timespec='seconds')}, anomalib {version('anomalib')}, "
         f"anomalib-dapo {version('anomalib-dapo')}",
         "",

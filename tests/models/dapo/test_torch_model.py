@@ -1,8 +1,11 @@
+import inspect
+
 import pytest
 import torch
 
 from anomalib_dapo.backbone import load_clip
-from anomalib_dapo.models.dapo.torch_model import DapoModel, similarity_maps, upsample
+from anomalib_dapo.models import Dapo, MultiAds
+from anomalib_dapo.models.dapo.torch_model import DapoModel, ImageScore, similarity_maps, upsample
 
 TYPES = ("scratch", "hole", "stain")
 
@@ -117,7 +120,7 @@ def test_layers_beyond_the_backbone_are_refused(kwargs, match):
 
 @pytest.mark.parametrize("option", ["token_init", "image_score", "aggregation", "progressive"])
 def test_every_ablation_runs(option):
-    values = {"token_init": "offset", "image_score": "global", "aggregation": "attention", "progressive": False}
+    values = {"token_init": "offset", "image_score": "fusion", "aggregation": "attention", "progressive": False}
     clip = load_clip("dapo-tiny", None, 64)
     model = DapoModel(
         clip.model, clip.tokenizer, num_prompts=2, text_depth=4, adapter_layers=(2, 4), **{option: values[option]}
@@ -128,3 +131,11 @@ def test_every_ablation_runs(option):
         out = model(torch.rand(2, 3, 64, 64))
     assert torch.isfinite(out.pred_score).all()
     assert torch.isfinite(out.pred_type_map).all()
+
+
+def test_dapo_scores_images_with_the_global_probability_by_default():
+    # The DAPO paper defines no image score; the authors' released code uses the global probability.
+    # MultiADS fuses it with the map maximum (its §4.2.2).
+    for model in (Dapo, DapoModel):
+        assert inspect.signature(model).parameters["image_score"].default == ImageScore.GLOBAL
+    assert inspect.signature(MultiAds).parameters["image_score"].default == ImageScore.FUSION

@@ -14,6 +14,7 @@ from anomalib import LearningType
 from anomalib.data import AnomalibDataModule, Batch, PredictDataset
 from anomalib.metrics import AUPR, AUPRO, AUROC, AnomalibMetric, Evaluator, F1Max
 from anomalib.pre_processing import PreProcessor
+from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch.nn import ModuleList
 from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Resize
@@ -29,6 +30,7 @@ from anomalib_dapo.metrics import (
     TypeAveragePrecision,
     TypeF1Score,
 )
+from anomalib_dapo.metrics.type_results import TypeResultsWriter
 from anomalib_dapo.models.components.export import TypedExport
 from anomalib_dapo.models.components.few_shot import reference_images
 from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
@@ -81,6 +83,7 @@ class TypedPromptModule(TypedExport):
         self.k_shot = k_shot
         self.few_shot_source = Path(few_shot_source) if few_shot_source is not None else None
         self.learning_rate = learning_rate
+        self.type_results = TypeResultsWriter()
 
     def load_weights(self, path: str) -> None:
         """Load learned prompts and adapters, and the calibration (thresholds, normalisation) of their training run.
@@ -145,6 +148,7 @@ class TypedPromptModule(TypedExport):
         if self.evaluator is not None:
             binary = [metric for metric in self.evaluator.test_metrics if not isinstance(metric, _TYPE_METRICS)]
             self.evaluator.test_metrics = ModuleList(binary + type_metrics(len(self.eval_vocabulary)))
+        self.type_results.use_vocabulary(self.eval_vocabulary)
         datamodule = self._datamodule()
         if isinstance(datamodule, AnomalibDataModule) and datamodule.external_collate_fn is None:
             # anomalib's own datasets collate into ImageBatch, which drops the type outputs of the steps.
@@ -323,6 +327,10 @@ class TypedPromptModule(TypedExport):
             F1Max(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
         ]
         return Evaluator(test_metrics=image + pixel)
+
+    def configure_callbacks(self) -> list[Callback]:
+        """Anomalib's component callbacks, and the writer of the per-type table and type confusion matrix."""
+        return [*super().configure_callbacks(), self.type_results]  # type: ignore[misc]
 
     @classmethod
     def configure_visualizer(cls) -> TypeVisualizer:

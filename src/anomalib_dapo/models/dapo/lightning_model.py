@@ -60,7 +60,9 @@ class Dapo(TypedPromptModule, AnomalibModule):
         lambda_local: ``λ`` of eq. 9 (4).
         focal_gamma: ``γ`` of the focal loss (2).
         token_init: ``clip`` (paper), ``random`` or ``offset`` (appendix 10.2).
-        image_score: ``fusion`` (paper), ``global`` (the authors' code) or ``map_max``.
+        image_score: ``global`` (default): the global abnormal probability alone, as the DAPO authors'
+            released code scores images (the paper defines no image score); ``fusion``: its mean with the
+            anomaly map's maximum (MultiADS §4.2.2); ``map_max``: the map's maximum alone.
         aggregation: ``mean`` (paper) or ``attention`` prototype aggregation (appendix 11).
         normal_word: Normal state word (``normal``; the authors' code uses ``flawless``).
         abnormal_word: Literal anomaly word (``anomaly``).
@@ -97,7 +99,7 @@ class Dapo(TypedPromptModule, AnomalibModule):
         lambda_local: float = 4.0,
         focal_gamma: float = 2.0,
         token_init: TokenInit | str = TokenInit.CLIP,
-        image_score: ImageScore | str = ImageScore.FUSION,
+        image_score: ImageScore | str = ImageScore.GLOBAL,
         aggregation: Aggregation | str = Aggregation.MEAN,
         normal_word: str = "normal",
         abnormal_word: str = "anomaly",

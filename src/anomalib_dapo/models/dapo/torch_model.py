@@ -20,14 +20,14 @@ from anomalib_dapo.models.dapo.prompts import HybridPrompts, TokenInit, initial_
 
 
 class ImageScore(OptionEnum):
-    """How the image anomaly score is formed."""
+    """How the image anomaly score is formed. The DAPO paper defines none; Dapo's default is ``global``."""
 
     FUSION = "fusion"
-    """Mean of the global abnormal probability and the anomaly map's maximum (paper)."""
+    """Mean of the global abnormal probability and the anomaly map's maximum (MultiADS §4.2.2; MultiAds' default)."""
     GLOBAL = "global"
-    """The global abnormal probability alone (the authors' released code)."""
+    """The global abnormal probability alone, as the DAPO authors' released code scores images (Dapo's default)."""
     MAP_MAX = "map_max"
-    """The anomaly map's maximum alone."""
+    """The anomaly map's maximum alone (a common choice of CLIP-based methods, for comparison)."""
 
 
 class Aggregation(OptionEnum):
@@ -160,7 +160,7 @@ class DapoModel(nn.Module):
         adapter_layers: 1-based encoder layers whose patch tokens are adapted, ``M`` of them (6, 12, 18, 24).
         temperature: ``τ`` of the similarities (0.07).
         token_init: Initialisation of the learnable tokens (``clip``).
-        image_score: Image score formation (``fusion``).
+        image_score: Image score formation (``global``, the DAPO authors' code; see :class:`ImageScore`).
         aggregation: Abnormal prototype aggregation (``mean``).
         normal_word: Normal state word ("normal"; released code: "flawless").
         abnormal_word: Literal anomaly word ("anomaly").
@@ -186,7 +186,7 @@ class DapoModel(nn.Module):
         adapter_layers: Sequence[int] = (6, 12, 18, 24),
         temperature: float = 0.07,
         token_init: TokenInit | str = TokenInit.CLIP,
-        image_score: ImageScore | str = ImageScore.FUSION,
+        image_score: ImageScore | str = ImageScore.GLOBAL,
         aggregation: Aggregation | str = Aggregation.MEAN,
         normal_word: str = "normal",
         abnormal_word: str = "anomaly",
