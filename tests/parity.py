@@ -38,7 +38,7 @@ def write_assets(root: Path, model_class: type, kwargs: dict) -> dict[str, Path]
 
 def reference(model: torch.nn.Module, images: torch.Tensor) -> dict[str, np.ndarray]:
     """The PyTorch outputs (``forward``, what exports run) for the vocabulary the model would be exported with."""
-    model.setup("predict")
+    model.use_vocabulary(model.resolve_vocabulary("predict"))
     model.eval()
     with torch.no_grad():
         return {name: value.numpy() for name, value in model(images)._asdict().items()}

@@ -178,3 +178,10 @@ def test_the_inferencers_resize_as_the_engine_does():
     assert resized.shape == (1, 3, 64, 64)
     normalised = model.pre_processor.transform(image.unsqueeze(0))
     torch.testing.assert_close(model.pre_processor(resized), normalised, atol=1e-6, rtol=0)
+
+
+def test_a_multiads_export_names_its_class_name(tmp_path, monkeypatch):
+    """With no datamodule, the exported prompts name ``class_name`` (the product), as at test time."""
+    model = MultiAds(**MULTIADS, pretrained=None, visualizer=False, class_name="bottle", export_untrained=True)
+    monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
+    assert DapoTorchInferencer(model.to_torch(tmp_path), device="cpu").model.model.object_name == "bottle"

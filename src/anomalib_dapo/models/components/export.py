@@ -156,7 +156,7 @@ class TypedExport:
     """Export methods of the plugin's anomalib models (a base of ``TypedPromptModule``).
 
     The host builds ``self.model`` (a :class:`TextSided` torch model), ``self.learned`` and ``self.image_size``,
-    defines ``setup`` (which picks the vocabulary) and ``collect_references``, calls :meth:`set_export_options` in
+    defines ``resolve_vocabulary``, ``use_vocabulary`` and ``collect_references``, calls :meth:`set_export_options` in
     its ``__init__`` and calls :meth:`mark_learned` when learned weights are loaded.
     """
 
@@ -225,7 +225,7 @@ class TypedExport:
         constant tensor: exporting again is how the vocabulary changes.
         """
         self.check_exportable()
-        self.setup("predict")  # type: ignore[attr-defined]
+        self.use_vocabulary(self.resolve_vocabulary("predict"))  # type: ignore[attr-defined]
         self.eval()  # type: ignore[attr-defined]
         self.collect_references()  # type: ignore[attr-defined]  # few-shot: the references become constants too
         parameters = list(self.parameters())  # type: ignore[attr-defined]

@@ -107,7 +107,7 @@ class MultiAds(TypedPromptModule, AnomalibModule):
             image_score=image_score,
         )
         self.learned = LearnedWeights(self.model, backbone=backbone, image_size=image_size)
-        self.object_name = OBJECT_WORD
+        self.object_name = self.product_name()  # what an export without a datamodule names
         if weights is not None:
             self.load_weights(weights)
 
