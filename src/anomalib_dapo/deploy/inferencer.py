@@ -25,7 +25,7 @@ from anomalib_dapo.models.components.export import METADATA_KEY, TypedExport, re
 from anomalib_dapo.models.components.typed_module import clip_resize
 
 ImageInput = str | Path | np.ndarray | PILImage | torch.Tensor
-"""What ``predict`` takes: an image file, a PIL image, an ``(H, W[, C])`` array or a ``([B,] C, H, W)`` tensor."""
+"""What ``predict`` takes: an image file, a PIL image, an ``(H, W[, C])`` or ``([B,] C, H, W)`` array or tensor."""
 
 
 class VocabularyMismatchError(ValueError):
@@ -73,7 +73,7 @@ def engine_images(image: ImageInput, image_size: int) -> torch.Tensor:
     """``(B, 3, S, S)`` float images in [0, 1], read and resized as ``Engine.predict`` does before the model.
 
     Files and PIL images are read as the plugin's datasets read them (16-bit scaled, grayscale replicated, alpha
-    dropped); arrays and tensors as anomalib's ``TorchInferencer`` takes them. The resize is the models' own
+    dropped); arrays and tensors as anomalib's inferencers take them. The resize is the models' own
     pre-processing resize (antialiased, which exported graphs cannot do): the graph's resize then has nothing
     left to do, and the outputs are the Engine's for every image size.
     """
@@ -81,8 +81,9 @@ def engine_images(image: ImageInput, image_size: int) -> torch.Tensor:
         image = read_rgb_image(image)
     elif isinstance(image, PILImage):
         image = pil_to_rgb(image, "The image")
-    elif isinstance(image, np.ndarray):
-        image = to_dtype(to_image(image), torch.float32, scale=True)
+    elif isinstance(image, np.ndarray):  # (H, W[, C]) like TorchInferencer; ([B,] C, H, W) like OpenVINOInferencer
+        channels_last = image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (1, 3, 4))
+        image = to_dtype(to_image(image) if channels_last else torch.from_numpy(image), torch.float32, scale=True)
     if image.dim() == 3:
         image = image.unsqueeze(0)
     return clip_resize((image_size, image_size))(image.float())
