@@ -29,4 +29,4 @@ anomalib test --config configs/demo.yaml --model.weights "$weights"
 echo ">> anomalib predict: a folder of tile images, with defect types named by text"
 anomalib predict --config configs/demo.yaml --model.weights "$weights" \
   --model.defect_types "[scratch, hole, stain]" --data "$data/target/tile/test/stain"
-echo ">> pictures with the defect types: $run/images* (one folder per test run) and results/Dapo/latest/images*"
+echo ">> pictures with the defect types: results/Dapo/CrossDataset/tile/v*/images (each test run in a version folder of its own; latest stays the training run) and results/Dapo/latest/images*"

@@ -6,6 +6,8 @@ Correctness only: no timing is asserted (the machine running the tests is shared
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).parents[2] / "benchmarks" / "bench_dapo.py"
 
 KEYS = [
@@ -15,12 +17,19 @@ KEYS = [
     "dapo_images_per_s",
     "encode_image_images_per_s",
     "dapo_over_encode_image_time",
-    "target_1.15_met",
+    "target_1.15",
     "text_encoder_calls",
     "text_encoder_calls_two_vocabularies",
     "train_step_s",
     "train_step_checkpointing_s",
     "train_checkpointing_over_plain_time",
+    "train_needed_text_length_over_full_time",
+    "vocabulary_switch_needed_over_full_text_length_time",
+    "vocabulary_switch_over_image_forward_time",
+    "train_plain_text_forward_fraction",
+    "train_plain_vision_forward_fraction",
+    "train_plain_heads_and_loss_fraction",
+    "train_plain_backward_fraction",
     "memory_method",
     "dapo_peak_mib",
     "dapo_working_mib",
@@ -28,9 +37,12 @@ KEYS = [
     "dapo_over_encode_image_working_memory",
     "train_plain_batch1_peak_mib",
     "train_checkpointing_batch1_peak_mib",
+    "train_checkpointing_batch1_peak_mib_tuned_allocator",
     "gpu_train_plain_batch2_peak_gib",
     "gpu_train_checkpointing_batch2_peak_gib",
 ]
+
+PHASES = ("text_forward", "vision_forward", "heads_and_loss", "backward", "optimizer")
 
 
 def _load_bench():
@@ -40,6 +52,7 @@ def _load_bench():
     return module
 
 
+@pytest.mark.slow  # eight fresh processes measure memory: about a minute on an idle 2-core machine
 def test_benchmark_reports_every_figure_and_one_text_encoder_run(capsys):
     # WinClip is left out: its ViT-B-16-plus-240 takes about a minute per image pair on a small CPU.
     argv = ["--backbone", "dapo-tiny", "--image-size", "64", "--batch-size", "2", "--images", "2", "--repeats", "1"]
@@ -52,3 +65,6 @@ def test_benchmark_reports_every_figure_and_one_text_encoder_run(capsys):
     assert printed["text_encoder_calls_two_vocabularies"] == "2"
     assert "ESTIMATE" in printed["gpu_train_checkpointing_batch2_peak_gib"]
     assert not any(printed[key].startswith("failed") for key in KEYS)
+    assert printed["text_tokens_needed_full"] == "16 / 77"  # the K = 5 prompts end before token 16
+    fractions = [float(printed[f"train_plain_{phase}_fraction"].split()[0]) for phase in PHASES]
+    assert all(0 <= fraction <= 1 for fraction in fractions)  # a median each: their sum is near 1, not exactly

@@ -1,6 +1,12 @@
+import json
+from pathlib import Path
+
 import pytest
+from anomalib.data import AnomalibDataModule, MVTecAD
+from jsonargparse import ArgumentParser
 
 from anomalib_dapo import knowledge
+from anomalib_dapo.data import DefectFolder
 from anomalib_dapo.data.cross import CrossDataset, typed_dataset
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.errors import DatasetNotFoundError
@@ -123,3 +129,104 @@ def test_generated_products_as_source_and_target(tmp_path):
     want = {0} | {union_index("synthetic", defect_type) for defect_type in source_types}
     assert {type_of_item(item) for item in datamodule.train_data} == want
     assert {type_of_item(item) for item in datamodule.test_data} == {0, *range(1, len(datamodule.defect_types) + 1)}
+
+
+def write_parts(root, write_image, write_mask, defects):
+    """A DefectFolder: two normal images and one image per defect, each with a box on its own row."""
+    for index in range(2):
+        write_image(root / "good" / f"{index}.png")
+    for row, defect in enumerate(defects):
+        write_image(root / defect / "0.png")
+        write_mask(root / "ground_truth" / defect / "0_mask.png", {255: (row, row + 1, 0, 16)})
+    return root
+
+
+def test_own_folders_as_source_and_target(tmp_path, write_image, write_mask):
+    parts_a = write_parts(tmp_path / "parts_a", write_image, write_mask, ["scratch", "dent"])
+    parts_b = write_parts(tmp_path / "parts_b", write_image, write_mask, ["crack"])
+    datamodule = CrossDataset(source=DefectFolder(parts_a), target=DefectFolder(parts_b), train_batch_size=4)
+    datamodule.prepare_data()
+    datamodule.setup()
+    assert datamodule.train_defect_types == ("dent", "scratch")
+    assert datamodule.defect_types == ("crack",)
+    assert datamodule.category == "parts_b"
+    assert all("parts_a" in path for path in datamodule.train_data.samples.image_path)
+    assert all("parts_b" in path for path in datamodule.test_data.samples.image_path)
+    train_types = {Path(item.image_path).parent.name: type_of_item(item) for item in datamodule.train_data}
+    assert train_types == {"good": 0, "dent": 1, "scratch": 2}
+    assert sorted(type_of_item(item) for item in datamodule.test_data) == [0, 0, 1]
+    assert len(datamodule.val_data) == 3
+
+
+def test_own_folder_target_after_a_knowledge_base_source(mvtec_and_mpdd, tmp_path, write_image, write_mask):
+    mvtec, _ = mvtec_and_mpdd
+    parts = write_parts(tmp_path / "parts", write_image, write_mask, ["dent"])
+    datamodule = CrossDataset("mvtec_ad", mvtec, DefectFolder(parts))
+    datamodule.setup()
+    assert datamodule.train_defect_types == knowledge.vocabulary("mvtec_ad")
+    assert len(datamodule.train_data) == 8
+    assert datamodule.defect_types == ("dent",)
+
+
+def test_one_config_names_both_folders(tmp_path, write_image, write_mask):
+    """The datamodule of an ``anomalib train --config`` file, parsed as anomalib's CLI parses it."""
+    write_parts(tmp_path / "parts_a", write_image, write_mask, ["scratch"])
+    write_parts(tmp_path / "parts_b", write_image, write_mask, ["crack"])
+    config = {
+        "class_path": "anomalib_dapo.data.CrossDataset",
+        "init_args": {
+            "source": {
+                "class_path": "anomalib_dapo.data.DefectFolder",
+                "init_args": {"root": str(tmp_path / "parts_a")},
+            },
+            "target": {
+                "class_path": "anomalib_dapo.data.DefectFolder",
+                "init_args": {"root": str(tmp_path / "parts_b")},
+            },
+        },
+    }
+    parser = ArgumentParser()
+    parser.add_subclass_arguments(AnomalibDataModule, "data")
+    datamodule = parser.instantiate_classes(parser.parse_object({"data": config})).data
+    assert isinstance(datamodule.source, DefectFolder)
+    assert datamodule.defect_types == ("crack",)
+    assert datamodule.train_defect_types == ("scratch",)
+
+
+def test_sides_are_checked(tmp_path, write_image, write_mask, mvtec_and_mpdd):
+    mvtec, _ = mvtec_and_mpdd
+    parts = DefectFolder(write_parts(tmp_path / "parts", write_image, write_mask, ["dent"]))
+    with pytest.raises(ValueError, match="give target_root and target_category"):
+        CrossDataset("mvtec_ad", mvtec, "mpdd")
+    with pytest.raises(ValueError, match="give source_root"):
+        CrossDataset("mvtec_ad", target=parts)
+    with pytest.raises(ValueError, match="has its own target_category"):
+        CrossDataset("mvtec_ad", mvtec, parts, target_category="tubes")
+    with pytest.raises(TypeError, match="typed datamodule"):
+        CrossDataset(MVTecAD(mvtec, "bottle"), target=parts)
+
+
+@pytest.mark.parametrize("resolution", [256, 512, 1024])
+def test_realiad_at_each_resolution(tmp_path, write_image, write_mask, mvtec_and_mpdd, resolution):
+    mvtec, _ = mvtec_and_mpdd
+    images = tmp_path / "Real-IAD" / f"realiad_{resolution}" / "pcb"
+    entries = []
+    for number, anomaly_class in ((1, "OK"), (2, "HS")):
+        relative = f"S{number:04d}/pcb_{number:04d}_C1.jpg"
+        write_image(images / relative)
+        mask = None
+        if anomaly_class != "OK":
+            mask = f"S{number:04d}/pcb_{number:04d}_C1.png"
+            write_mask(images / mask, {255: (0, 4, 0, 4)})
+        entries.append({"category": "pcb", "anomaly_class": anomaly_class, "image_path": relative, "mask_path": mask})
+    json_file = tmp_path / "Real-IAD" / "realiad_jsons" / "pcb.json"
+    json_file.parent.mkdir(parents=True)
+    json_file.write_text(json.dumps({"meta": {}, "train": [], "test": entries}))
+    datamodule = CrossDataset("mvtec_ad", mvtec, "real_iad", tmp_path / "Real-IAD", "pcb", resolution=resolution)
+    datamodule.prepare_data()
+    datamodule.setup()
+    assert sorted(type_of_item(item) for item in datamodule.test_data) == [0, 2]  # pcb's type 2 is scratch
+    as_source = CrossDataset("real_iad", tmp_path / "Real-IAD", "mvtec_ad", mvtec, "bottle", resolution=resolution)
+    as_source.prepare_data()
+    as_source.setup()
+    assert len(as_source.train_data) == 2

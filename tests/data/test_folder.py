@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -80,3 +82,57 @@ def test_errors_name_the_path(tmp_path, write_image, write_mask):
     write_mask(root / "ground_truth" / "dent" / "d.png", {9: (1, 4, 1, 4)}, palette=True)
     with pytest.raises(DatasetLayoutError, match=r"mask ids \[9\] are none of mask_ids \[1\]"):
         DefectFolderDataset(root, mask_ids={1: "dent"})
+
+
+def test_runs_are_named_after_the_dataset_folder(tmp_path, write_image, write_mask):
+    for parts in ("parts_a", "parts_b"):
+        write_image(tmp_path / parts / "test" / "good" / "a.png")
+        write_image(tmp_path / parts / "test" / "dent" / "d.png")
+        write_mask(tmp_path / parts / "ground_truth" / "dent" / "d_mask.png", {255: (1, 4, 1, 4)})
+    names = {
+        DefectFolder(tmp_path / p / "test", mask_root=tmp_path / p / "ground_truth").category
+        for p in ("parts_a", "parts_b")
+    }
+    assert names == {"parts_a", "parts_b"}
+    assert (
+        DefectFolderDataset(tmp_path / "parts_a" / "test", mask_root=tmp_path / "parts_a" / "ground_truth").category
+        == "parts_a"
+    )
+    assert DefectFolder(tmp_path / "parts_a").category == "parts_a"
+
+
+def test_an_mvtec_layout_category_is_read_as_it_is(tmp_path):
+    """It was refused with "mask folder not found: <category>/ground_truth/test"."""
+    from anomalib_dapo.data import generate_synthetic_dataset
+
+    data = generate_synthetic_dataset(
+        tmp_path / "data", categories=("disc",), image_size=32, n_train=1, n_test_good=1, n_test_per_defect=1
+    )
+    datamodule = DefectFolder(data / "disc")
+    datamodule.prepare_data()
+    datamodule.setup()
+    assert datamodule.category == "disc"
+    assert datamodule.defect_types == ("hole", "missing", "scratch", "stain")
+    samples = datamodule.test_data.samples
+    assert sorted(samples.label) == ["good", "hole", "missing", "scratch", "stain"]
+    assert all(Path(path).parent.parent == data / "disc/test" for path in samples.image_path)
+
+
+def test_no_validation_split_keeps_the_calibration_of_the_weights(tmp_path, write_image, write_mask, tiny_checkpoint):
+    """``val_split_mode none`` failed with "AttributeError: ... no attribute 'val_data'"."""
+    from anomalib.engine import Engine
+
+    from anomalib_dapo import Dapo
+    from tiny import TINY
+
+    root = tmp_path / "parts"
+    write_image(root / "good" / "a.png")
+    write_image(root / "dent" / "d.png")
+    write_mask(root / "ground_truth" / "dent" / "d_mask.png", {255: (1, 4, 1, 4)})
+    datamodule = DefectFolder(root, val_split_mode="none")
+    datamodule.setup()
+    assert datamodule.val_dataloader() == []
+    assert len(datamodule.test_data) == 2
+    engine = Engine(logger=False, default_root_dir=tmp_path / "results", accelerator="cpu", devices=1)
+    (metrics,) = engine.test(model=Dapo(weights=str(tiny_checkpoint), **TINY), datamodule=datamodule)
+    assert 0.0 <= metrics["image_AUROC"] <= 1.0

@@ -1,9 +1,11 @@
+import pytest
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from torchvision.transforms.v2 import Compose, RandomHorizontalFlip, Resize
 from torchvision.transforms.v2.functional import horizontal_flip, resize
 
-from anomalib_dapo.data import TypedImageBatch, TypedMVTecADDataset, generate_synthetic_dataset
+from anomalib_dapo import knowledge
+from anomalib_dapo.data import TypedImageBatch, TypedMVTecAD, TypedMVTecADDataset, generate_synthetic_dataset
 
 
 def _dataset(root, augmentations=None) -> TypedMVTecADDataset:
@@ -39,3 +41,9 @@ def test_type_fields_survive_device_transfer_and_numpy(tmp_path):
     assert moved.gt_type_mask.shape == batch.gt_type_mask.shape
     numpy_batch = batch.to_numpy()
     assert (numpy_batch.gt_type_mask == batch.gt_type_mask.numpy()).all()
+
+
+def test_unknown_category_points_to_defect_folder(tmp_path):
+    with pytest.raises(knowledge.UnknownCategoryError, match=r"'widget' for MVTec-AD.*bottle.*DefectFolder"):
+        TypedMVTecAD(root=tmp_path, category="widget")
+    assert TypedMVTecAD(root=tmp_path, category="Bottle").defect_types == knowledge.vocabulary("mvtec_ad", "bottle")

@@ -228,9 +228,10 @@ def test_confusion_matrix_over_defect_pixels_equals_sklearn(order: list[int]) ->
     renumber = torch.tensor(order)
     batch = make_batch(batch.pred_type_map[:, renumber.argsort()], renumber[batch.gt_type_mask])
     y, _, pred = flat(batch)
-    metric = TypeConfusionMatrix(num_classes=4)
+    metric, rank_two = TypeConfusionMatrix(num_classes=4), TypeConfusionMatrix(num_classes=4)
     metric.update(make_batch(batch.pred_type_map[:1], batch.gt_type_mask[:1]))
-    metric.update(make_batch(batch.pred_type_map[1:], batch.gt_type_mask[1:]))
+    rank_two.update(make_batch(batch.pred_type_map[1:], batch.gt_type_mask[1:]))
+    metric.merge_state(rank_two)  # the sum reduction of a DDP sync
     counts = metric.compute()
     defect = y > 0
     expected = confusion_matrix(y[defect], pred[defect], labels=range(4))

@@ -1,9 +1,11 @@
 """Dapo in anomalib's benchmark: the stock `anomalib benchmark` command, and `dapo-benchmark` for mixed grids.
 
-A failing benchmark job is only logged (the command still exits 0), so these tests read results.csv.
+With `anomalib benchmark` a failing job is only logged (exit 0), so those tests read results.csv; `dapo-benchmark`
+marks its row failed and exits 1.
 """
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +126,58 @@ def test_dapo_benchmark_runs_zero_shot_models_and_mixed_grids(workspace, tmp_pat
     assert results.loc["Brightness", "image_F1Score"] >= 0  # the metrics of each model's own evaluator
     assert pd.isna(results.loc["Brightness", "image_AUPR"])
     assert pd.isna(results.loc["Brightness", "model.init_args.weights"])
+
+
+@pytest.mark.slow
+def test_dapo_benchmark_rows_for_every_model_and_a_failed_job_marked(workspace, tmp_path):
+    """Dapo (learned weights), Padim and WinClip on anomalib's MVTecAD and the plugin's typed SyntheticDefects.
+
+    WinClip needs open_clip's ViT-B-16-plus-240 weights from the Hugging Face hub; offline with an empty cache it
+    cannot be built: its rows must say so, the other rows must be there, and the command must exit non-zero.
+    """
+    config = yaml.safe_load(CONFIG.read_text())
+    dapo = config["benchmark"]["model"]
+    dapo["init_args"].pop("image_score")
+    dapo["init_args"]["weights"] = str(workspace / dapo["init_args"]["weights"])
+    padim = {
+        "class_path": "Padim",
+        "init_args": {"backbone": "resnet18", "pre_trained": False, "layers": ["layer1"], "n_features": 32},
+    }
+    config["benchmark"]["model"] = {"grid": [dapo, padim, {"class_path": "WinClip"}]}
+    root = str(workspace / "datasets/SyntheticDefects/target")
+    loader = {"eval_batch_size": 16, "train_batch_size": 8, "num_workers": 0}
+    # the typed datamodule writes its (every) product on first use
+    generated = {"category": "disc", "image_size": 64, "n_train": 2, "n_test_good": 2, "n_test_per_defect": 1}
+    config["benchmark"]["data"] = {
+        "grid": [
+            {"class_path": "MVTecAD", "init_args": {"root": root, "category": "disc", **loader}},
+            {
+                "class_path": "anomalib_dapo.data.SyntheticDefects",
+                "init_args": {"root": str(tmp_path / "typed"), **generated, **loader},
+            },
+        ]
+    }
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-cache")}
+    command = [str(Path(sys.executable).parent / "dapo-benchmark"), "--config", str(tmp_path / "grid.yaml")]
+    run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
+
+    assert run.returncode == 1, run.stderr[-3000:]
+    last_lines = run.stderr.strip().splitlines()[-3:]  # the summary: one line per failed job
+    assert last_lines[0].startswith("2 of 6 benchmark jobs failed"), last_lines
+    assert all("WinClip on" in line and "laion400m_e31" in line for line in last_lines[1:]), last_lines
+    results = _results(tmp_path)
+    assert len(results) == 6
+    by_model = results.groupby("model.class_path").status.apply(set).to_dict()
+    assert by_model == {"Dapo": {"ok"}, "Padim": {"ok"}, "WinClip": {"failed"}}
+    ok = results[results.status == "ok"]
+    for metric in ("image_AUROC", "pixel_AUROC", "throughput"):
+        assert ok[metric].notna().all() and (ok[metric] >= 0).all(), metric
+    on_disk = {
+        "MVTecAD": len(list(Path(root, "disc/test").rglob("*.png"))),
+        "anomalib_dapo.data.SyntheticDefects": len(list((tmp_path / "typed/disc/test").rglob("*.png"))),
+    }
+    assert ok.groupby("data.class_path").test_images.apply(set).to_dict() == {k: {n} for k, n in on_disk.items()}
+    typed = ok[(ok["model.class_path"] == "Dapo") & (ok["data.class_path"] != "MVTecAD")]
+    assert typed["pixel_TypeAUROC"].between(0, 1).all()  # type metrics where the data has types only
+    assert ok[ok["data.class_path"] == "MVTecAD"]["pixel_TypeAUROC"].isna().all()

@@ -208,6 +208,7 @@ def test_missing_dataset_root_through_the_engine(tmp_path):
 def test_root_given_one_level_too_deep(data):
     with pytest.raises(DatasetNotFoundError, match=r"categor.*not found: .*disc") as error:
         CrossDataset("synthetic", data / "disc", "synthetic", data / "disc", "disc").prepare_data()
+    assert str(error.value).endswith(f"one level too deep: pass the folder above it as the root, {data}")
     assert "<root>/<category>/test/{good,<defect>}/*.png" in str(error.value)
 
 
@@ -239,3 +240,86 @@ def test_wrong_layout_names_the_problem(data, tmp_path, change):
         typed_test_split(root)
     assert str(category) in str(error.value)
     assert "Expected layout" in str(error.value)
+
+
+# ---------------------------------------------------------------- weights and options
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"seed_everything: 0\nmodel:\n  class_path: Dapo\n", b"e" * 64, b"\x80\x02K\x01."],
+    ids=["config_yaml", "text", "pickled_int"],
+)
+def test_a_weights_file_that_is_no_checkpoint_says_what_to_pass(tmp_path, content):
+    """Text files made torch.load fail with "pop from empty list" or ``KeyError: 101``."""
+    path = tmp_path / "config.yaml"
+    path.write_bytes(content)
+    with pytest.raises(
+        CheckpointMismatchError, match=r"is not a readable Dapo checkpoint .*anomalib train --model Dapo"
+    ):
+        Dapo(weights=str(path), **TINY)
+
+
+def test_a_checkpoint_of_the_other_model_names_the_model_to_use(tmp_path, tiny_checkpoint):
+    from lightning.pytorch import Trainer
+
+    from anomalib_dapo import MultiAds
+
+    multiads = {key: value for key, value in TINY.items() if key not in {"text_depth", "num_prompts"}}
+    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(MultiAds(**multiads))
+    trainer.save_checkpoint(tmp_path / "multiads.ckpt")
+    with pytest.raises(CheckpointMismatchError, match="is a MultiAds checkpoint, not a Dapo one: use --model MultiAds"):
+        Dapo(weights=str(tmp_path / "multiads.ckpt"), **TINY)
+    with pytest.raises(CheckpointMismatchError, match="is a Dapo checkpoint, not a MultiAds one: use --model Dapo"):
+        MultiAds(weights=str(tiny_checkpoint), **multiads)
+
+
+@pytest.mark.parametrize("types", [[None], [1, 2]], ids=["none", "numbers"])
+def test_defect_types_must_be_names(types):
+    from anomalib_dapo.knowledge import KnowledgeBaseError
+
+    with pytest.raises(KnowledgeBaseError, match=r"Defect types must be names \(text\)"):
+        Dapo(defect_types=types, **TINY)
+
+
+@pytest.mark.parametrize(
+    ("images", "match"),
+    [
+        (torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8), r"got torch.uint8: pass images.float\(\) / 255"),
+        (torch.rand(2, 3, 64, 64) * 255, r"got values in \[.*\]: divide 8-bit values \(0-255\) by 255"),
+        (torch.rand(0, 3, 64, 64), "The batch of images is empty"),
+        (torch.rand(3, 64, 64), r"got shape \(3, 64, 64\): .*images.unsqueeze\(0\)"),
+    ],
+    ids=["uint8", "floats_0_255", "empty", "three_dims"],
+)
+def test_images_that_are_no_unit_float_batch_are_refused(model, images, match):
+    """uint8 images and floats in 0-255 gave silently wrong scores."""
+    from anomalib_dapo.models.dapo.torch_model import ImageBatchError
+
+    with pytest.raises(ImageBatchError, match=match), torch.no_grad():
+        model(images)
+
+
+@pytest.mark.parametrize("image_size", [0, -64, 60])
+def test_an_image_size_that_does_not_fit_the_patches_is_refused(image_size):
+    from anomalib_dapo.backbone import BackboneError
+
+    with pytest.raises(BackboneError, match=rf"image_size {image_size} does not fit dapo-tiny.*--model.image_size \d+"):
+        Dapo(**{**TINY, "image_size": image_size})
+
+
+def test_a_non_ascii_dataset_path_says_how_to_read_it(data, tmp_path, monkeypatch):
+    """anomalib refuses such paths as "non-printable characters"; the advice given (an ASCII link) works."""
+    from anomalib_dapo.data import DatasetPathError
+
+    root = shutil.copytree(data, tmp_path / "Prüfdaten")
+    datamodule = CrossDataset("synthetic", root, "synthetic", root, "disc")
+    with pytest.raises(DatasetPathError, match=r"\('ü'\): link the dataset .* ln -s '.*Prüfdaten' datasets/Prufdaten"):
+        datamodule.setup()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets/Prufdaten").symlink_to(root)
+    linked = CrossDataset("synthetic", "datasets/Prufdaten", "synthetic", "datasets/Prufdaten", "disc")
+    linked.setup()
+    assert len(linked.test_data) == 5

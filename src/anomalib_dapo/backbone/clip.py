@@ -1,14 +1,17 @@
 """Load an OpenCLIP model for DAPO: real weights by tag or local file, or the tiny random architecture."""
 
 import logging
+import pickle
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import open_clip
 import torch
-from open_clip.model import CLIP
+from open_clip.model import CLIP, resize_pos_embed
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -23,6 +26,33 @@ RANDOM_BACKBONE_SEED = 0
 
 class BackboneError(RuntimeError):
     """The CLIP backbone cannot be built or its weights cannot be loaded."""
+
+
+class _OpenClipProgress(logging.Filter):
+    """open_clip's step-by-step messages, which it logs on the root logger; errors pass."""
+
+    folder = str(Path(open_clip.__file__).parent)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.pathname.startswith(self.folder)
+
+
+@contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    """Keep open_clip's progress messages (and its "no pretrained weights" warning) off the console.
+
+    :func:`load_clip` says itself what matters (random weights, a missing file). The null handler keeps
+    open_clip's ``logging.info`` calls from installing a plain console handler on an unconfigured root logger
+    (``logging.basicConfig``), which would print every later record a second time.
+    """
+    root, guard, progress = logging.getLogger(), logging.NullHandler(), _OpenClipProgress()
+    root.addHandler(guard)
+    root.addFilter(progress)
+    try:
+        yield
+    finally:
+        root.removeFilter(progress)
+        root.removeHandler(guard)
 
 
 @cache
@@ -58,6 +88,19 @@ def _check_name(backbone: str) -> None:
         raise BackboneError(msg)
 
 
+def _check_image_size(backbone: str, image_size: int) -> None:
+    """Refuse an input size that is not a positive multiple of the backbone's patch size (pixels would be cut)."""
+    patch = open_clip.get_model_config(backbone)["vision_cfg"].get("patch_size")
+    if not isinstance(patch, int) or (isinstance(image_size, int) and image_size > 0 and not image_size % patch):
+        return
+    nearest = max(patch, round(image_size / patch) * patch) if isinstance(image_size, int | float) else patch
+    msg = (
+        f"image_size {image_size!r} does not fit {backbone}: it takes a positive multiple of its patch size "
+        f"{patch}. Pass e.g. --model.image_size {nearest}."
+    )
+    raise BackboneError(msg)
+
+
 def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu: bool = True) -> ClipBackbone:
     """Build a frozen OpenCLIP model at ``image_size`` (open_clip interpolates the position embeddings).
 
@@ -72,6 +115,7 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
     """
     _register_tiny_config()
     _check_name(backbone)
+    _check_image_size(backbone, image_size)
     is_file = bool(pretrained) and Path(pretrained).is_file()
     if pretrained and Path(pretrained).suffix and not is_file:
         msg = f"Backbone weights file not found: {pretrained}. Pass the path of a {backbone} checkpoint file."
@@ -81,12 +125,15 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
         raise BackboneError(msg)
     if backbone == TINY_BACKBONE and not pretrained:
         logger.warning("'%s' is a tiny CLIP with RANDOM weights: a test/demo model only.", backbone)
-    # open_clip reads TorchScript archives (OpenAI's own format) only without ``weights_only``, which it sets.
+    elif not pretrained:
+        logger.warning("%s has RANDOM weights (pretrained=None): pass --model.pretrained openai or a file.", backbone)
+    # OpenAI's TorchScript archives go through torch.jit.load alone; open_clip reads every other file with
+    # weights_only=True. No file is ever unpickled with arbitrary objects.
     jit_file = is_file and _is_torchscript(Path(pretrained))
     try:
         # Random weights are drawn from a fixed seed: learned checkpoints leave the frozen backbone out, so a
         # reloaded model must meet the very backbone it was trained on. The caller's RNG state is untouched.
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _quiet_open_clip():
             torch.manual_seed(RANDOM_BACKBONE_SEED)
             model = open_clip.create_model(
                 backbone,
@@ -95,8 +142,12 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
                 force_quick_gelu=quick_gelu,
             )
         if jit_file:
-            open_clip.load_checkpoint(model, pretrained, weights_only=False)
+            _load_torchscript(model, Path(pretrained), backbone)
+    except BackboneError:
+        raise
     except Exception as error:  # open_clip raises many kinds (network, hub, format); all mean the same to a user
+        if is_file:
+            raise BackboneError(_not_clip_weights(Path(pretrained), backbone, error)) from error
         msg = (
             f"Could not load CLIP weights '{pretrained}' for {backbone}: {error}. Without network access, "
             f"download the checkpoint once (for ViT-L-14-336 with OpenAI weights: the file 'ViT-L-14-336px.pt' "
@@ -107,18 +158,71 @@ def load_clip(backbone: str, pretrained: str | None, image_size: int, quick_gelu
         msg = f"{backbone}: only batch-first open_clip transformers are supported."
         raise BackboneError(msg)
     model.requires_grad_(False).eval()
-    return ClipBackbone(model=model, tokenizer=open_clip.get_tokenizer(backbone))
+    with _quiet_open_clip():
+        tokenizer = open_clip.get_tokenizer(backbone)
+    return ClipBackbone(model=model, tokenizer=tokenizer)
 
 
 def _is_torchscript(path: Path) -> bool:
-    """Whether ``path`` is a TorchScript archive (a zip with ``constants.pkl``), loaded by TorchScript's own reader.
+    """Whether ``path`` looks like a TorchScript archive (a zip with ``constants.pkl``).
 
-    Such archives hold no Python pickle to execute, so reading them without ``weights_only`` is safe.
+    Only a routing guess: a file taken for TorchScript is read by ``torch.jit.load`` alone, which executes no
+    Python pickle, so a crafted zip that merely looks like one is refused there.
     """
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as archive:
         return any(name.endswith("/constants.pkl") for name in archive.namelist())
+
+
+def _load_torchscript(model: CLIP, path: Path, backbone: str) -> None:
+    """Load OpenAI's TorchScript CLIP into ``model``: the archive's state dict less its three scalars, resized.
+
+    The steps of ``open_clip.load_checkpoint`` for this format, which it reaches only through ``torch.load``
+    without ``weights_only``.
+    """
+    try:
+        archive = torch.jit.load(path, map_location="cpu")
+    except RuntimeError as error:
+        raise BackboneError(_not_clip_weights(path, backbone, error)) from error
+    state = archive.state_dict()
+    for key in ("input_resolution", "context_length", "vocab_size"):
+        state.pop(key, None)
+    resize_pos_embed(state, model)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise BackboneError(_not_clip_weights(path, backbone, error)) from error
+
+
+def _not_clip_weights(path: Path, backbone: str, error: Exception) -> str:
+    """The message for a weights file that cannot be read as CLIP weights: a learned checkpoint, or no checkpoint."""
+    if _is_model_checkpoint(path):
+        return (
+            f"{path} is a checkpoint of a trained model (Lightning), not CLIP weights: pass it as --model.weights, "
+            f"and as --model.pretrained the CLIP weights of {backbone} it was trained on."
+        )
+    if isinstance(error, pickle.UnpicklingError):
+        reason = "it holds Python objects besides tensors, which are never unpickled"
+    elif "loading state_dict" in str(error):
+        reason = "its tensors do not fit this architecture: check --model.backbone"
+    else:
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else 'unreadable'}"
+    return (
+        f"{path} is not a CLIP checkpoint for {backbone} ({reason}). Pass OpenAI's TorchScript file "
+        "(ViT-L-14-336px.pt) or an open_clip state dict (open_clip_pytorch_model.bin, .safetensors) of that model."
+    )
+
+
+def _is_model_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a Lightning checkpoint (Dapo's, MultiAds' or another model's), read without unpickling."""
+    try:
+        if any(name.startswith("anomalib") for name in torch.serialization.get_unsafe_globals_in_checkpoint(path)):
+            return True
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # anything unreadable is simply not a checkpoint
+        return False
+    return isinstance(checkpoint, dict) and "pytorch-lightning_version" in checkpoint
 
 
 def token_statistics(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

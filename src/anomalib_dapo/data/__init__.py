@@ -2,7 +2,7 @@
 
 from anomalib_dapo.data.cross import CrossDataset, typed_dataset
 from anomalib_dapo.data.dataclasses import TypedImageBatch, TypedImageItem, TypedInferenceBatch
-from anomalib_dapo.data.errors import DatasetLayoutError, DatasetNotFoundError
+from anomalib_dapo.data.errors import DatasetLayoutError, DatasetNotFoundError, DatasetPathError
 from anomalib_dapo.data.folder import DefectFolder, DefectFolderDataset
 from anomalib_dapo.data.mad import MADReal, MADRealDataset, MADSim, MADSimDataset
 from anomalib_dapo.data.mpdd import TypedMPDD, TypedMPDDDataset
@@ -15,6 +15,7 @@ __all__ = [
     "CrossDataset",
     "DatasetLayoutError",
     "DatasetNotFoundError",
+    "DatasetPathError",
     "DefectFolder",
     "DefectFolderDataset",
     "MADReal",

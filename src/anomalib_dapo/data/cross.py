@@ -3,7 +3,8 @@
 DAPO learns its prompts on the *test split* of every category of a source dataset (anomalous images with
 their type masks, and the normal ones), then is evaluated on a category of another dataset whose defect
 types it may never have seen. :class:`CrossDataset` serves exactly that, so the whole protocol is one
-``anomalib train --model Dapo --data anomalib_dapo.data.CrossDataset ...`` run.
+``anomalib train --model Dapo --data anomalib_dapo.data.CrossDataset ...`` run. Either side may also be
+the user's own labelled data (a :class:`~anomalib_dapo.data.DefectFolder`) or any typed datamodule.
 """
 
 import operator
@@ -20,7 +21,7 @@ from anomalib_dapo import knowledge
 from anomalib_dapo.data.errors import SOURCES
 from anomalib_dapo.data.mad import MADRealDataset, MADSimDataset
 from anomalib_dapo.data.mpdd import TypedMPDDDataset
-from anomalib_dapo.data.realiad import TypedRealIADDataset, category_images
+from anomalib_dapo.data.realiad import DEFAULT_RESOLUTION, TypedRealIADDataset, category_images
 from anomalib_dapo.data.typed import TypedMVTecADDataset
 from anomalib_dapo.data.visa import TypedVisaDataset
 
@@ -36,16 +37,21 @@ TYPED_DATASETS: dict[str, Callable[..., AnomalibDataset]] = {
 }
 
 
-def category_dir(dataset: str, root: str | Path, category: str) -> Path:
-    """Folder of a category on disk (Real-IAD keeps its categories under ``realiad_1024/``)."""
+def category_dir(dataset: str, root: str | Path, category: str, resolution: str | int = DEFAULT_RESOLUTION) -> Path:
+    """Folder of a category on disk (Real-IAD keeps its categories under ``realiad_<resolution>/``)."""
     key = knowledge.resolve_dataset(dataset)
-    return category_images(Path(root), category) if key == "real_iad" else Path(root) / category
+    return category_images(Path(root), category, resolution) if key == "real_iad" else Path(root) / category
 
 
-def require_category(dataset: str, root: str | Path, category: str) -> Path:
+def require_category(
+    dataset: str,
+    root: str | Path,
+    category: str,
+    resolution: str | int = DEFAULT_RESOLUTION,
+) -> Path:
     """Folder of a category, or a :class:`DatasetNotFoundError` giving the layout and where to get the dataset."""
     key = knowledge.resolve_dataset(dataset)
-    return SOURCES[key].require(category_dir(key, root, category), f"category {category!r}")
+    return SOURCES[key].require(category_dir(key, root, category, resolution), f"category {category!r}")
 
 
 def typed_dataset(
@@ -54,6 +60,7 @@ def typed_dataset(
     category: str,
     split: str | Split,
     defect_types: Sequence[str] | None = None,
+    resolution: str | int = DEFAULT_RESOLUTION,
 ) -> AnomalibDataset:
     """Typed dataset of one category of a knowledge-base dataset, checked on disk first.
 
@@ -63,14 +70,17 @@ def typed_dataset(
         category: Category (product).
         split: ``train`` or ``test``.
         defect_types: Vocabulary to index types with (default: the category's own).
+        resolution: Real-IAD's image folder ``realiad_<resolution>`` (256, 512, 1024 or ``raw``); other
+            datasets have one.
 
     Raises:
         DatasetNotFoundError: The category folder is missing.
 
     """
     key = knowledge.resolve_dataset(dataset)
-    require_category(key, root, category)
-    return TYPED_DATASETS[key](root=Path(root), category=category, split=split, defect_types=defect_types)
+    require_category(key, root, category, resolution)
+    options = {"resolution": resolution} if key == "real_iad" else {}
+    return TYPED_DATASETS[key](root=Path(root), category=category, split=split, defect_types=defect_types, **options)
 
 
 class CrossDataset(AnomalibDataModule):
@@ -82,13 +92,23 @@ class CrossDataset(AnomalibDataModule):
     ``same_as_test`` default, so thresholds are computed the anomalib way. The target test split is used
     as it is on disk: no normal images move between source and target.
 
+    Either side may be a typed datamodule instead of a knowledge-base name: the user's own
+    :class:`~anomalib_dapo.data.DefectFolder`, or e.g. ``TypedMVTecAD`` for a single category. Its labelled
+    (test) split and its ``defect_types`` are used, and its root and category come with it (leave
+    ``source_root``, ``target_root`` and ``target_category`` out). "Train on my parts A, test zero-shot on my
+    parts B" is then::
+
+        CrossDataset(source=DefectFolder("parts_A"), target=DefectFolder("parts_B"))
+
     Args:
-        source: Source dataset, e.g. ``mvtec_ad``.
-        source_root: Source dataset root.
-        target: Target dataset, e.g. ``mpdd``.
-        target_root: Target dataset root.
-        target_category: Target category, e.g. ``tubes``.
+        source: Source dataset, e.g. ``mvtec_ad``, or a typed datamodule.
+        source_root: Source dataset root (knowledge-base source only).
+        target: Target dataset, e.g. ``mpdd``, or a typed datamodule.
+        target_root: Target dataset root (knowledge-base target only).
+        target_category: Target category, e.g. ``tubes`` (knowledge-base target only).
         source_categories: Source categories to train on (default: every category present on disk).
+        resolution: Real-IAD's image folder ``realiad_<resolution>`` (256, 512, 1024 or ``raw``), when a side
+            is ``real_iad``.
         train_batch_size: Training batch size.
         eval_batch_size: Validation and test batch size.
         num_workers: Dataloader workers.
@@ -105,12 +125,13 @@ class CrossDataset(AnomalibDataModule):
 
     def __init__(
         self,
-        source: str,
-        source_root: str | Path,
-        target: str,
-        target_root: str | Path,
-        target_category: str,
+        source: str | AnomalibDataModule,
+        source_root: str | Path | None = None,
+        target: str | AnomalibDataModule | None = None,
+        target_root: str | Path | None = None,
+        target_category: str | None = None,
         source_categories: list[str] | None = None,
+        resolution: str | int = DEFAULT_RESOLUTION,
         train_batch_size: int = 8,
         eval_batch_size: int = 8,
         num_workers: int = 0,
@@ -131,51 +152,85 @@ class CrossDataset(AnomalibDataModule):
             val_split_mode=ValSplitMode.SAME_AS_TEST,
             seed=seed,
         )
-        self.source = knowledge.resolve_dataset(source)
-        self.target = knowledge.resolve_dataset(target)
-        self.source_root = Path(source_root)
-        self.target_root = Path(target_root)
+        if target is None:
+            msg = "CrossDataset needs a target: a dataset name with target_root and target_category, or a datamodule."
+            raise ValueError(msg)
+        self.source = _side(source, "source", source_root=source_root)
+        self.target = _side(target, "target", target_root=target_root, target_category=target_category)
+        self.source_root = Path(source_root) if source_root is not None else None
+        self.target_root = Path(target_root) if target_root is not None else None
+        self.resolution = resolution
         # Fail on a misspelt category at parse time, not after the source set is loaded.
-        for category in source_categories or ():
-            knowledge.vocabulary(self.source, category)
-        knowledge.vocabulary(self.target, target_category)
+        if isinstance(self.source, str):
+            for category in source_categories or ():
+                knowledge.vocabulary(self.source, category)
+        elif source_categories:
+            msg = "source_categories selects categories of a dataset name; a source datamodule has its own category."
+            raise ValueError(msg)
+        if isinstance(self.target, str):
+            knowledge.vocabulary(self.target, str(target_category))
+            self.category = str(target_category)
+        else:
+            self.category = self.target.category
         self.source_categories = list(source_categories) if source_categories else None
-        self.category = target_category
 
     @property
     def defect_types(self) -> tuple[str, ...]:
         """Vocabulary of the target category: the types the model scores at test time."""
-        return knowledge.vocabulary(self.target, self.category)
+        if isinstance(self.target, str):
+            return knowledge.vocabulary(self.target, self.category)
+        return tuple(self.target.defect_types)
 
     @property
     def train_defect_types(self) -> tuple[str, ...]:
-        """Union vocabulary of the source dataset, which the training type masks index."""
-        return knowledge.vocabulary(self.source)
+        """Union vocabulary of the source dataset (or the source datamodule's), which the training masks index."""
+        if isinstance(self.source, str):
+            return knowledge.vocabulary(self.source)
+        return tuple(self.source.defect_types)
 
     def train_categories(self) -> list[str]:
         """Source categories to train on: the given ones, else every knowledge-base category found on disk."""
+        if not isinstance(self.source, str):
+            return [self.source.category]
         if self.source_categories:
             return self.source_categories
         known = knowledge.categories(self.source)
-        present = [category for category in known if category_dir(self.source, self.source_root, category).is_dir()]
+        present = [c for c in known if category_dir(self.source, self.source_root, c, self.resolution).is_dir()]
+        if not present and (root := Path(self.source_root)).name in known:  # a category given as the root
+            found = category_dir(self.source, root, root.name, self.resolution)
+            raise SOURCES[self.source].not_found(found, f"category {root.name!r}")
         if not present:
             raise SOURCES[self.source].not_found(self.source_root, f"categories ({', '.join(known)})")
         return present
 
     def prepare_data(self) -> None:
         """Check both datasets on disk (nothing is downloaded)."""
-        for category in self.train_categories():
-            require_category(self.source, self.source_root, category)
-        require_category(self.target, self.target_root, self.category)
+        if isinstance(self.source, str):
+            for category in self.train_categories():
+                require_category(self.source, self.source_root, category, self.resolution)
+        else:
+            self.source.prepare_data()
+        if isinstance(self.target, str):
+            require_category(self.target, self.target_root, self.category, self.resolution)
+        else:
+            self.target.prepare_data()
 
     def _setup(self, _stage: str | None = None) -> None:
-        union = self.train_defect_types
-        sources = [
-            typed_dataset(self.source, self.source_root, category, Split.TEST, defect_types=union)
-            for category in self.train_categories()
-        ]
-        self.train_data = reduce(operator.add, sources)
-        self.test_data = typed_dataset(self.target, self.target_root, self.category, Split.TEST)
+        if isinstance(self.source, str):
+            union = self.train_defect_types
+            sources = [
+                typed_dataset(self.source, self.source_root, category, Split.TEST, union, self.resolution)
+                for category in self.train_categories()
+            ]
+            self.train_data = reduce(operator.add, sources)
+        else:
+            self.train_data = _labelled_split(self.source)
+        if isinstance(self.target, str):
+            self.test_data = typed_dataset(
+                self.target, self.target_root, self.category, Split.TEST, resolution=self.resolution
+            )
+        else:
+            self.test_data = _labelled_split(self.target)
 
     def _create_test_split(self) -> None:
         """Keep the target test split as on disk.
@@ -183,3 +238,36 @@ class CrossDataset(AnomalibDataModule):
         anomalib's version would fill a test split without normal images with images taken from the train
         set, i.e. from the source dataset.
         """
+
+
+def _side(
+    side: str | AnomalibDataModule,
+    role: str,
+    **location: str | Path | None,
+) -> str | AnomalibDataModule:
+    """The knowledge-base key of a dataset name, or a typed datamodule (``location`` must then be left out)."""
+    if isinstance(side, str):
+        missing = [name for name, value in location.items() if value is None]
+        if missing:
+            msg = f"CrossDataset's {role} {side!r} is a dataset name: give {' and '.join(missing)} too."
+            raise ValueError(msg)
+        return knowledge.resolve_dataset(side)
+    if not isinstance(side, AnomalibDataModule) or not hasattr(type(side), "defect_types"):
+        msg = (
+            f"CrossDataset's {role} must be a dataset name or a typed datamodule (one with defect_types, e.g. "
+            f"anomalib_dapo.data.DefectFolder), got {type(side).__name__}."
+        )
+        raise TypeError(msg)
+    given = [name for name, value in location.items() if value is not None]
+    if given:
+        msg = (
+            f"CrossDataset's {role} is a {type(side).__name__}, which has its own {' and '.join(given)}: leave it out."
+        )
+        raise ValueError(msg)
+    return side
+
+
+def _labelled_split(datamodule: AnomalibDataModule) -> AnomalibDataset:
+    """The labelled images of a typed datamodule: its test split, whose type masks index its ``defect_types``."""
+    datamodule.setup()
+    return datamodule.test_data

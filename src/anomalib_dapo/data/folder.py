@@ -15,6 +15,7 @@ import torch
 from anomalib.data.datamodules.base.image import AnomalibDataModule
 from anomalib.data.datasets.base.image import AnomalibDataset
 from anomalib.data.utils import LabelName, Split, TestSplitMode, ValSplitMode
+from lightning.pytorch.utilities.types import EVAL_DATALOADERS
 from torchvision.transforms.v2 import Transform
 
 from anomalib_dapo.data.common import IMAGE_EXTENSIONS, IndexedMaskMixin, check_vocabulary, read_index_mask
@@ -23,6 +24,16 @@ from anomalib_dapo.data.typed import NORMAL_FOLDER, TypedDatasetMixin
 
 SAMPLE_COLUMNS = ("split", "label", "image_path", "mask_path", "label_index")
 MASK_SUFFIX = "_mask"
+SPLIT_FOLDERS = frozenset(split.value for split in Split) | {"validation"}
+
+
+def dataset_name(root: Path) -> str:
+    """Name of a defect folder's dataset: the folder's, or its parent's for a split folder (``<parts>/test``).
+
+    It names the run (``results/<model>/DefectFolder/<name>/``), so runs on different datasets stay apart.
+    """
+    root = root.resolve()
+    return root.parent.name if root.name.lower() in SPLIT_FOLDERS else root.name
 
 
 def _images(folder: Path) -> list[Path]:
@@ -79,6 +90,11 @@ def scan_defect_folders(
     return rows
 
 
+def is_mvtec_category(root: Path, normal_folder: str = NORMAL_FOLDER) -> bool:
+    """Whether ``root`` is one category in MVTec-AD's layout rather than a folder of defect folders."""
+    return not (root / normal_folder).is_dir() and (root / "test").is_dir() and (root / "ground_truth").is_dir()
+
+
 def to_samples(rows: Sequence[dict]) -> pd.DataFrame:
     """Build the samples frame of the rows (columns kept when empty); every image has a (possibly empty) mask."""
     samples = pd.DataFrame(list(rows), columns=list(SAMPLE_COLUMNS))
@@ -89,7 +105,9 @@ def to_samples(rows: Sequence[dict]) -> pd.DataFrame:
 class DefectFolderDataset(IndexedMaskMixin, AnomalibDataset):
     """The user's own labelled images, one folder per defect type, as a typed dataset.
 
-    Layout: ``<root>/good/*`` (normal), ``<root>/<defect>/*`` and masks ``<mask_root>/<defect>/<stem>[_mask].png``.
+    Layout: ``<root>/good/*`` (normal), ``<root>/<defect>/*`` and masks ``<mask_root>/<defect>/<stem>[_mask].png``;
+    or one category of MVTec-AD's layout (``<root>/test/{good,<defect>}``, ``<root>/ground_truth/<defect>``),
+    whose test images are then the set.
 
     - Binary masks (default): the type of an image is its folder name; the vocabulary is the folder names,
       sorted, ``good`` excluded.
@@ -121,11 +139,14 @@ class DefectFolderDataset(IndexedMaskMixin, AnomalibDataset):
         super().__init__(augmentations=augmentations)
         self.source = SOURCES["defect_folder"]
         self.root = self.source.require(Path(root), "folder")
+        images = self.root
+        if mask_root is None and is_mvtec_category(self.root, normal_folder):
+            images, mask_root = self.root / "test", self.root / "ground_truth"
         self.mask_root = Path(mask_root) if mask_root is not None else self.root / "ground_truth"
         self.mask_ids = {int(mask_id): name for mask_id, name in mask_ids.items()} if mask_ids else None
-        self.category = self.root.name
-        skip = {self.mask_root.name} if self.mask_root.parent == self.root else set()
-        rows = scan_defect_folders(self.root, self.mask_root, Split.TEST.value, self.source, normal_folder, skip)
+        self.category = dataset_name(self.root)
+        skip = {self.mask_root.name} if self.mask_root.parent == images else set()
+        rows = scan_defect_folders(images, self.mask_root, Split.TEST.value, self.source, normal_folder, skip)
         samples = to_samples(rows)
         if samples.empty:
             raise self.source.bad_layout(self.root, "no images found")
@@ -168,10 +189,11 @@ class DefectFolder(AnomalibDataModule):
     """Datamodule of a :class:`DefectFolderDataset`: one labelled set serves as train, val and test data.
 
     Use it to test a trained DAPO on your own data (``anomalib test --data anomalib_dapo.data.DefectFolder``), or
-    to fine-tune on it; for a held-out evaluation train on another dataset with ``CrossDataset``.
+    to fine-tune on it; for a held-out evaluation train on another dataset with ``CrossDataset`` (which takes a
+    ``DefectFolder`` as source or target). The run is named after the dataset folder (:func:`dataset_name`).
 
     Args:
-        root: Folder holding ``good/`` and one folder per defect type.
+        root: Folder holding ``good/`` and one folder per defect type, or one category in MVTec-AD's layout.
         mask_root: Folder holding the mask folders. Defaults to ``<root>/ground_truth``.
         mask_ids: Name of each mask pixel value, for indexed (palette) masks.
         normal_folder: Name of the folder of normal images.
@@ -222,7 +244,7 @@ class DefectFolder(AnomalibDataModule):
         self.mask_root = mask_root
         self.mask_ids = mask_ids
         self.normal_folder = normal_folder
-        self.category = self.root.name
+        self.category = dataset_name(self.root)
 
     def _dataset(self) -> DefectFolderDataset:
         return DefectFolderDataset(self.root, self.mask_root, self.mask_ids, self.normal_folder)
@@ -235,6 +257,15 @@ class DefectFolder(AnomalibDataModule):
     def prepare_data(self) -> None:
         """Check that the folder exists (nothing is downloaded)."""
         SOURCES["defect_folder"].require(self.root, "folder")
+
+    def val_dataloader(self) -> EVAL_DATALOADERS:
+        """The validation data; none with ``val_split_mode none``: a zero-shot model keeps its weights' calibration.
+
+        (anomalib's datamodule has no validation set then, and its loader failed with an ``AttributeError``.)
+        """
+        if self.val_split_mode == ValSplitMode.NONE:
+            return []
+        return super().val_dataloader()
 
     def _setup(self, _stage: str | None = None) -> None:
         self.train_data = self._dataset()

@@ -39,6 +39,7 @@ class TypedMPDDDataset(TypedDatasetMixin, MPDDDataset):
     ) -> None:
         root = resolve_dataset_root(root, SOURCE.default_dir)
         SOURCE.require(root / category, f"category {category!r}")
+        SOURCE.readable_path(root, root / category)
         super().__init__(root=root, category=category, augmentations=augmentations, split=split)
         self.defect_types = known_types(self.samples, "mpdd", category, defect_types, self.root_category)
 

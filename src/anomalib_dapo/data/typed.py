@@ -193,6 +193,7 @@ class TypedMVTecADDataset(TypedDatasetMixin, MVTecADDataset):
     ) -> None:
         self.dataset = knowledge.resolve_dataset(dataset)
         source = SOURCES[self.dataset]
+        source.readable_path(Path(root or "./datasets/MVTecAD"), Path(root or "./datasets/MVTecAD") / category)
         try:
             super().__init__(root=root, category=category, augmentations=augmentations, split=split)
         except (RuntimeError, ValueError, MisMatchError) as error:  # anomalib's raw "Found 0 images" or pandas error
@@ -210,6 +211,16 @@ class TypedMVTecAD(MVTecAD):
     """anomalib's MVTecAD datamodule whose items carry ``gt_type_mask`` (same arguments as ``MVTecAD``)."""
 
     dataset: str = "mvtec_ad"
+
+    @property
+    def category(self) -> str:
+        """The category (product), one the dataset has: an unknown one fails when the datamodule is made."""
+        return self._category
+
+    @category.setter
+    def category(self, category: str) -> None:
+        knowledge.vocabulary(self.dataset, category)  # names the known categories, and DefectFolder for others
+        self._category = category
 
     @property
     def defect_types(self) -> tuple[str, ...]:

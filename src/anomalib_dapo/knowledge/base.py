@@ -84,7 +84,10 @@ def _category(facts: DatasetFacts, category: str) -> str:
     by_lower = {name.lower(): name for name in facts.products}
     found = by_lower.get(category.strip().lower())
     if found is None:
-        msg = f"Unknown category {category!r} for {facts.display_name}. Use one of: {_listing(sorted(facts.products))}."
+        msg = (
+            f"Unknown category {category!r} for {facts.display_name}. Use one of: {_listing(sorted(facts.products))}. "
+            "For products of your own, use anomalib_dapo.data.DefectFolder (README, 'Your own data')."
+        )
         raise UnknownCategoryError(msg)
     return found
 
@@ -168,7 +171,7 @@ def validate_defect_list(types: Sequence[str]) -> tuple[str, ...]:
     Raises:
         EmptyVocabularyError: No defect type was given.
         DuplicateDefectError: A type appears more than once after cleaning.
-        KnowledgeBaseError: A bare string instead of a list, or an empty name.
+        KnowledgeBaseError: A bare string instead of a list, a name that is not a string, or an empty name.
 
     """
     if isinstance(types, str):
@@ -180,6 +183,9 @@ def validate_defect_list(types: Sequence[str]) -> tuple[str, ...]:
             "or omit it to score the single generic 'anomaly' state."
         )
         raise EmptyVocabularyError(msg)
+    if not_text := [name for name in types if not isinstance(name, str)]:
+        msg = f"Defect types must be names (text), got {not_text}: pass e.g. [scratch, dent]."
+        raise KnowledgeBaseError(msg)
     cleaned = tuple(name.strip().lower() for name in types)
     empty = [index for index, name in enumerate(cleaned) if not name]
     if empty:

@@ -37,6 +37,7 @@ from .multi_type import (
 
 if TYPE_CHECKING:
     from anomalib.data import Batch
+    from anomalib.models.components import AnomalibModule
 
 logger = logging.getLogger(__name__)
 
@@ -104,18 +105,14 @@ def type_results(metrics: Sequence[Metric], confusion: torch.Tensor, states: Seq
 
     """
     named = [metric for metric in metrics if type(metric) in COLUMNS]
-    scores = per_type_scores(named, states)
     columns = {metric.name: COLUMNS[type(metric)] for metric in named}
-    per_type = pd.DataFrame.from_dict(scores, orient="index").rename(columns=columns)
-    per_type = per_type.reindex(columns=list(COLUMNS.values()))
-    counts = confusion.long().cpu().numpy()
-    per_type["pixels"] = np.nan
-    if named:
-        histogram = next((m.histogram for m in named if isinstance(m, TypeAUROC | TypeAveragePrecision)), None)
-        if histogram is not None:
-            per_type["pixels"] = histogram[:, 1].sum(-1).cpu().numpy()
-    frame = pd.DataFrame(counts[1:], index=list(states[1:]), columns=list(states))
-    return TypeResults(per_type=per_type, confusion=frame)
+    per_type = pd.DataFrame.from_dict(per_type_scores(named, states), orient="index").rename(columns=columns)
+    per_type = per_type.reindex(index=list(states), columns=list(COLUMNS.values()))
+    # Ground-truth pixels of each state: the positives of a curve metric's histogram.
+    curve = next((metric for metric in named if isinstance(metric, TypeAUROC | TypeAveragePrecision)), None)
+    per_type["pixels"] = curve.histogram[:, 1].sum(-1).cpu().numpy() if curve is not None else np.nan
+    counts = confusion.long().cpu().numpy()[1:]  # row 0 (normal) is empty: only defect pixels are counted
+    return TypeResults(per_type=per_type, confusion=pd.DataFrame(counts, index=list(states[1:]), columns=list(states)))
 
 
 def merge_type_results(results: Mapping[str, TypeResults]) -> TypeResults:
@@ -149,10 +146,14 @@ def _per_type_picture(per_type: pd.DataFrame, title: str, directory: Path) -> Pa
     for offset, column in enumerate(COLUMNS.values()):
         axes.bar(positions + (offset - 1) * width, per_type[column].fillna(0), width, label=column.upper())
     axes.set_xticks(positions, per_type.index, rotation=30, ha="right")
-    axes.set_ylim(0, 1)
+    for position, absent in zip(positions, per_type["auroc"].isna() & per_type["f1"].isna(), strict=True):
+        if absent:
+            axes.text(position, 0.02, "absent", ha="center", fontsize="small", rotation=90)
+    axes.set_ylim(0, 1.15)
+    axes.set_yticks(np.linspace(0, 1, 6))
     axes.set_ylabel("one-vs-rest score")
-    axes.set_title(f"{title}: per-type pixel scores (absent types at 0)")
-    axes.legend(loc="upper right", fontsize="small")
+    axes.set_title(f"{title}: per-type pixel scores")
+    axes.legend(loc="upper center", ncols=len(COLUMNS), fontsize="small")
     path = directory / "per_type.png"
     figure.savefig(path, dpi=100)
     return path
@@ -221,12 +222,12 @@ class TypeResultsWriter(Callback):
         if self.confusion is not None:
             self.confusion.update(outputs)
 
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: "AnomalibModule") -> None:
         """Compute on every process; rank 0 writes the CSVs and pictures."""
-        confusion = self.confusion.compute() if self.confusion is not None else None
-        if confusion is None:  # the data has no type masks
+        if self.confusion is None or not self.confusion.update_called:  # the data has no type masks
             return
-        evaluator = getattr(pl_module, "evaluator", None)
+        confusion = self.confusion.compute()
+        evaluator = pl_module.evaluator
         metrics = [m for m in (evaluator.test_metrics if evaluator is not None else []) if type(m) in COLUMNS]
         for metric in metrics:
             metric.compute()  # sets per_class_scores; torchmetrics caches it for the logger

@@ -8,72 +8,172 @@ WinClip in one run:
   without validation data of its own fails (WinClip: "``val_dataloader`` must be implemented"). Dapo and
   MultiAds do run there (their ``val_dataloader`` is empty, and ``Engine.test`` calibrates on the target);
 * it gathers the results of every job into columns named after the *first* job's keys, so jobs whose models
-  take different arguments or log different metrics (Dapo and WinClip do both) lose the whole ``results.csv``.
+  take different arguments or log different metrics (Dapo and WinClip do both) lose the whole ``results.csv``;
+* a job that fails leaves no row, and the command exits 0; a model that cannot be built (WinClip without its
+  CLIP weights) stops the whole grid before any job runs, and no ``results.csv`` is written;
+* datamodules come from ``anomalib.data`` only, so no typed datamodule (and no type metric) can be benchmarked.
 
 :class:`DapoBenchmark` is the same pipeline, reading the same config and writing the same
 ``runs/benchmark/<time>/results.csv``, with a job that passes the datamodule by keyword (Lightning does the
 same with a datamodule in the dataloader slot, so one-class models run exactly as in anomalib's job) and that
-gathers the union of the columns (empty cells where a model has no such argument or metric). anomalib's own
-``benchmark`` command is left as it is. Run it as ``dapo-benchmark --config X.yaml``.
+gathers the union of the columns (empty cells where a model has no such argument or metric). Each job builds
+its model and datamodule itself (any importable datamodule class path too, e.g. ``anomalib_dapo.data.TypedMPDD``)
+and reports a failure as a row with ``status: failed`` and the error; the run then ends with the errors and a
+non-zero exit status. Each row also has the test throughput. anomalib's own ``benchmark`` command is left as
+it is. Run it as ``dapo-benchmark --config X.yaml``.
 """
 
+import logging
+import sys
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
+from datetime import datetime
+from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 import pandas as pd
+from anomalib.data import AnomalibDataModule, get_datamodule
 from anomalib.engine import Engine
+from anomalib.models import get_model
 from anomalib.pipelines.benchmark import Benchmark
 from anomalib.pipelines.benchmark.generator import BenchmarkJobGenerator
 from anomalib.pipelines.benchmark.job import BenchmarkJob
-from anomalib.pipelines.components import Runner
+from anomalib.pipelines.components import Job, Runner
+from anomalib.pipelines.components.base.pipeline import log_file
+from anomalib.pipelines.components.utils import get_iterator_from_grid_dict
 from anomalib.pipelines.types import PREV_STAGE_RESULT
-from anomalib.utils.logging import hide_output
-from lightning import seed_everything
+from anomalib.utils.config import flatten_dict
+from anomalib.utils.logging import hide_output, redirect_logs
+from jsonargparse import Namespace
+from lightning import Callback, LightningModule, Trainer, seed_everything
+from lightning.pytorch.cli import instantiate_class
 
 import anomalib_dapo.models  # noqa: F401  (names the plugin's models for config files, as the `anomalib` hook does)
 
+logger = logging.getLogger(__name__)
+
+OK, FAILED = "ok", "failed"
+"""Values of the ``status`` column."""
+
+
+class BenchmarkFailedError(RuntimeError):
+    """One or more benchmark jobs failed; their rows in ``results.csv`` say ``status: failed``."""
+
+
+class ThroughputTimer(Callback):
+    """Images per second of the test loop alone (data loading included; calibration before it excluded)."""
+
+    def __init__(self) -> None:
+        self.images = 0
+        self.seconds = float("nan")
+        self._start = 0.0
+
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Start the clock."""
+        del trainer, pl_module
+        self.images, self._start = 0, time.perf_counter()
+
+    def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, *args) -> None:
+        """Count the batch's images."""
+        del trainer, pl_module, outputs, args
+        self.images += len(batch.image)
+
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Stop the clock."""
+        del trainer, pl_module
+        self.seconds = time.perf_counter() - self._start
+
+    def results(self) -> dict[str, float]:
+        """The ``test_images``, ``test_seconds`` and ``throughput`` (images per second) columns."""
+        return {"test_images": self.images, "test_seconds": self.seconds, "throughput": self.images / self.seconds}
+
+
+def build_datamodule(config: dict) -> AnomalibDataModule:
+    """Anomalib's datamodule of a config (``MVTecAD``, ``MPDD``, …), or any class path (the plugin's typed ones)."""
+    if "." not in config["class_path"]:
+        return get_datamodule(config)
+    return instantiate_class((), {"class_path": config["class_path"], "init_args": config.get("init_args", {})})
+
 
 class DapoBenchmarkJob(BenchmarkJob):
-    """anomalib's benchmark job, passing the datamodule by keyword and gathering heterogeneous results."""
+    """anomalib's benchmark job, building its own model and datamodule and reporting failures as rows.
+
+    Args:
+        accelerator: ``cpu`` or ``cuda``.
+        model: The model's config (``class_path`` and ``init_args``), built when the job runs.
+        data: The datamodule's config, built when the job runs.
+        seed: Seed of the job.
+        flat_cfg: The job's config as dotted keys, the first columns of its row.
+
+    """
+
+    def __init__(self, accelerator: str, model: dict, data: dict, seed: int, flat_cfg: dict) -> None:
+        Job.__init__(self)  # anomalib's BenchmarkJob takes built models; these are built in ``run``
+        self.accelerator = accelerator
+        self.model_config = model
+        self.data_config = data
+        self.seed = seed
+        self.flat_cfg = flat_cfg
 
     @hide_output
     def run(self, task_id: int | None = None) -> dict[str, Any]:
-        """Fit (zero-/few-shot models: validate) and test the model on the datamodule; time both.
+        """Build, fit (zero-/few-shot models: validate) and test the model; a failure is returned as a row.
 
         Args:
             task_id: Device index when jobs run in parallel.
 
         Returns:
-            The accelerator, durations, flattened config and test metrics of the job, as anomalib's job does.
+            ``status`` and ``error``, the accelerator, durations, flattened config, test metrics and throughput.
 
         """
+        row = {"status": OK, "error": "", "accelerator": self.accelerator}
+        try:
+            return {**row, **self._run(task_id)}
+        except Exception as error:  # any failure of the job is its row's; the run ends with an error
+            logger.exception("Benchmark job %s failed.", self.flat_cfg)
+            return {**row, "status": FAILED, "error": f"{type(error).__name__}: {error}", **self.flat_cfg}
+
+    def _run(self, task_id: int | None) -> dict[str, Any]:
         job_start_time = time.time()
         devices: str | list[int] = "auto" if task_id is None else [task_id]
+        seed_everything(self.seed)
+        model = get_model(self.model_config)
+        datamodule = build_datamodule(self.data_config)
+        throughput = ThroughputTimer()
         with TemporaryDirectory() as temp_dir:
-            seed_everything(self.seed)
-            engine = Engine(accelerator=self.accelerator, devices=devices, default_root_dir=temp_dir)
+            engine = Engine(
+                accelerator=self.accelerator, devices=devices, default_root_dir=temp_dir, callbacks=[throughput]
+            )
             fit_start_time = time.time()
-            engine.fit(self.model, datamodule=self.datamodule)
+            engine.fit(model, datamodule=datamodule)
             test_start_time = time.time()
-            test_results = engine.test(self.model, datamodule=self.datamodule)
+            test_results = engine.test(model, datamodule=datamodule)
         job_end_time = time.time()
         durations = {
             "job_duration": job_end_time - job_start_time,
             "fit_duration": test_start_time - fit_start_time,
             "test_duration": job_end_time - test_start_time,
         }
-        return {"accelerator": self.accelerator, **durations, **self.flat_cfg, **test_results[0]}
+        return {**durations, **self.flat_cfg, **test_results[0], **throughput.results()}
 
     @staticmethod
     def collect(results: list[dict[str, Any]]) -> pd.DataFrame:
         """One row per job over the union of their keys (columns in order of first appearance, NaN where absent)."""
         return pd.DataFrame.from_records(results)
 
+    @staticmethod
+    def save(result: pd.DataFrame) -> None:
+        """Print the table and write ``runs/benchmark/<date-time>/results.csv``, as anomalib does, naming the file."""
+        BenchmarkJob._print_tabular_results(result)
+        path = Path("runs") / BenchmarkJob.name / datetime.now().strftime("%Y-%m-%d-%H_%M_%S") / "results.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        result.to_csv(path, index=False)
+        print(f"Benchmark results: {path}")
+
 
 class DapoBenchmarkJobGenerator(BenchmarkJobGenerator):
-    """The job generator of anomalib (same grid expansion, models and datamodules) yielding our jobs."""
+    """The job generator of anomalib (same grid expansion) yielding jobs that build their model themselves."""
 
     @property
     def job_class(self) -> type:
@@ -85,14 +185,15 @@ class DapoBenchmarkJobGenerator(BenchmarkJobGenerator):
         args: dict,
         previous_stage_result: PREV_STAGE_RESULT,
     ) -> Generator[DapoBenchmarkJob, None, None]:
-        """Expand the grid of ``args`` into jobs, as anomalib does."""
-        for job in super().generate_jobs(args, previous_stage_result):
+        """Expand the grid of ``args`` into jobs, as anomalib does; nothing is built yet."""
+        del previous_stage_result
+        for container in get_iterator_from_grid_dict(args):
             yield DapoBenchmarkJob(
-                accelerator=job.accelerator,
-                model=job.model,
-                datamodule=job.datamodule,
-                seed=job.seed,
-                flat_cfg=job.flat_cfg,
+                accelerator=self.accelerator,
+                model=container["model"],
+                data=container["data"],
+                seed=container["seed"],
+                flat_cfg=flatten_dict(container),
             )
 
 
@@ -107,7 +208,46 @@ class DapoBenchmark(Benchmark):
             runner.generator = DapoBenchmarkJobGenerator(runner.generator.accelerator)
         return runners
 
+    def run(self, args: Namespace | None = None) -> list[pd.DataFrame]:
+        """Run every runner's grid and return their results.
 
-def main() -> None:
-    """``dapo-benchmark --config X.yaml``: run the benchmark grid of an ``anomalib benchmark`` config."""
-    DapoBenchmark().run()
+        Raises:
+            BenchmarkFailedError: A job failed; every job still has its row (``status``, ``error``).
+
+        """
+        pipeline_args = self._get_args(args)
+        runners = self._setup_runners(pipeline_args)
+        redirect_logs(log_file)
+        results: list[pd.DataFrame] = []
+        for runner in runners:
+            job_args = pipeline_args.get(runner.generator.job_class.name) or {}
+            results.append(runner.run(job_args, results[-1] if results else None))
+        failed = pd.concat(results)
+        failed = failed[failed.status == FAILED]
+        if len(failed):
+            lines = [f"- {_job_name(row)}: {' '.join(row['error'].split())}" for _, row in failed.iterrows()]
+            msg = (
+                f"{len(failed)} of {sum(map(len, results))} benchmark jobs failed (rows with status 'failed' in "
+                f"results.csv; tracebacks in {log_file}):\n" + "\n".join(lines)
+            )
+            raise BenchmarkFailedError(msg)
+        return results
+
+
+def _job_name(row: pd.Series) -> str:
+    """``Model on Datamodule/category`` of a result row."""
+    data = f"{row.get('data.class_path')}/{row.get('data.init_args.category', '')}".rstrip("/")
+    return f"{row.get('model.class_path')} on {data}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``dapo-benchmark --config X.yaml``: run the benchmark grid of an ``anomalib benchmark`` config.
+
+    Exits with status 1, naming each failed job and its error, when a job failed.
+    """
+    args = DapoBenchmark.get_parser().parse_args(argv)
+    try:
+        DapoBenchmark().run(args)
+    except BenchmarkFailedError as error:
+        print(error, file=sys.stderr)
+        sys.exit(1)

@@ -1,5 +1,7 @@
 """Behaviour shared by the plugin's models (TypedPromptModule): learning type, and the object-agnostic mode."""
 
+import logging
+
 import pytest
 import torch
 from anomalib import LearningType
@@ -8,7 +10,7 @@ from anomalib.engine import Engine
 from lightning.pytorch import Trainer
 
 from anomalib_dapo import Dapo, MultiAds
-from anomalib_dapo.data import SyntheticDefects, TypedImageBatch
+from anomalib_dapo.data import CrossDataset, SyntheticDefects, TypedImageBatch, generate_synthetic_dataset
 
 
 def test_learning_type_follows_weights_and_k_shot(tiny_kwargs):
@@ -60,3 +62,21 @@ def test_object_agnostic_test_run_has_one_type_and_binary_type_metrics(tmp_path,
     assert batch.pred_type_map.shape[1] == 2
     assert batch.pred_type_probs.shape[1] == 1
     assert batch.gt_type_mask.max() == 1
+
+
+def test_each_vocabulary_is_announced_once(tmp_path, tiny_kwargs, caplog):
+    root = generate_synthetic_dataset(tmp_path / "data", categories=("disc",), image_size=64, n_test_per_defect=1)
+    datamodule = CrossDataset("synthetic", root, "synthetic", root, "disc", train_batch_size=2, eval_batch_size=2)
+    engine = Engine(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        logger=False,
+        max_epochs=2,
+        enable_progress_bar=False,
+        limit_train_batches=1,
+        limit_val_batches=1,
+    )
+    with caplog.at_level(logging.INFO, logger="anomalib_dapo"):
+        engine.fit(Dapo(**tiny_kwargs), datamodule=datamodule)
+    announced = [record.getMessage() for record in caplog.records if "defect types" in record.getMessage()]
+    assert len(announced) == len(set(announced)) == 1, announced  # disc shows every type: one vocabulary

@@ -1,7 +1,9 @@
 import inspect
+import logging
 
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 
 from anomalib_dapo.backbone import load_clip
 from anomalib_dapo.models import Dapo, MultiAds
@@ -131,6 +133,34 @@ def test_every_ablation_runs(option):
         out = model(torch.rand(2, 3, 64, 64))
     assert torch.isfinite(out.pred_score).all()
     assert torch.isfinite(out.pred_type_map).all()
+
+
+def test_states_at_the_needed_length_equal_the_full_context_with_progressive_prompts(model):
+    # The progressive tokens sit at positions 1..4 and the learned contexts after them, all before the
+    # end-of-text token: under the causal mask the positions the encoder leaves out reach none of them.
+    lengths = []
+    model.clip.transformer.resblocks[0].register_forward_hook(lambda _m, args, _o: lengths.append(args[0].shape[1]))
+    model.train()
+    learned = [model.text_prompts.tokens, model.prompts.normal_context]
+    trimmed = model.encode_states()
+    trimmed_grads = torch.autograd.grad(trimmed.square().sum(), learned)
+    context = model.clip.context_length
+    model.tokens = F.pad(model.tokens, (0, context - model.tokens.shape[1]))  # the full context, zero-padded
+    full = model.encode_states()
+    full_grads = torch.autograd.grad(full.square().sum(), learned)
+    assert lengths[0] < context // 2
+    assert lengths[1] == context
+    assert (trimmed - full).abs().max() < 1e-5
+    for ours, theirs in zip(trimmed_grads, full_grads, strict=True):
+        assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5)  # gradients of size ~20: float32 rounding
+
+
+def test_a_defect_name_longer_than_the_text_context_is_named_in_a_warning(model, caplog):
+    long_name = "_".join(["very_long_defect"] * 30)
+    with caplog.at_level(logging.WARNING, logger="anomalib_dapo.backbone.text"):
+        model.set_vocabulary(("scratch", long_name), ("scratch", long_name.replace("_", " ")))
+    messages = [record.getMessage() for record in caplog.records if record.name == "anomalib_dapo.backbone.text"]
+    assert [long_name in message and "77 tokens" in message for message in messages] == [True]
 
 
 def test_dapo_scores_images_with_the_global_probability_by_default():

@@ -1,9 +1,12 @@
+import logging
+
 import pytest
 import torch
 
-from anomalib_dapo import MultiAds
+from anomalib_dapo import Dapo, MultiAds
 from anomalib_dapo.models.dapo.loss import dice_loss, focal_loss
 from anomalib_dapo.models.multiads.loss import multiads_loss
+from anomalib_dapo.models.multiads.prompts import state_prompts
 
 
 def test_inference_outputs_have_dapos_fields_and_shapes(multiads_kwargs):
@@ -56,3 +59,23 @@ def test_loss_is_eq_2_summed_over_stages_by_hand():
         focal_loss(stage_probs[:, i], type_mask) + dice_loss(1 - stage_probs[:, i, 0], type_mask > 0) for i in range(3)
     )
     assert multiads_loss(stage_probs, type_mask) == pytest.approx(expected.item())
+
+
+def test_states_at_the_needed_length_equal_open_clips_full_context(multiads_kwargs):
+    model = MultiAds(**multiads_kwargs)
+    model.use_vocabulary(("scratch", "hole"))
+    net = model.model
+    ensembles = state_prompts(Dapo.defect_words(("scratch", "hole")), net.object_name)
+    with torch.no_grad():
+        full = net.clip.encode_text(net.tokenizer([text for group in ensembles for text in group]), normalize=True)
+    expected = full.unflatten(0, (len(ensembles), -1)).mean(dim=1)
+    assert (net.states - expected).abs().max() < 1e-5
+
+
+def test_a_defect_name_longer_than_the_text_context_is_named_in_a_warning(multiads_kwargs, caplog):
+    model = MultiAds(**multiads_kwargs)
+    long_name = " ".join(["very long defect"] * 30)
+    with caplog.at_level(logging.WARNING, logger="anomalib_dapo.backbone.text"):
+        model.model.set_vocabulary(("scratch", "long"), ("scratch", long_name))
+    messages = [record.getMessage() for record in caplog.records if record.name == "anomalib_dapo.backbone.text"]
+    assert ["'long'" in message and "77 tokens" in message for message in messages] == [True]

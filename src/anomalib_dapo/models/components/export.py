@@ -191,6 +191,9 @@ class TypedExport:
 
         Returns anomalib's four fields alone when ``type_outputs`` is off, for anomalib's stock inferencers.
         """
+        from anomalib_dapo.models.dapo.torch_model import check_images  # that module imports this one
+
+        check_images(batch, unit_range=True)
         outputs = flag_non_finite(super().forward(batch, *args, **kwargs), batch)  # type: ignore[misc]
         return outputs if self.type_outputs else InferenceBatch(*outputs[: len(InferenceBatch._fields)])
 

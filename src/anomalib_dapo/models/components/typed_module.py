@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from anomalib import LearningType
 from anomalib.data import AnomalibDataModule, Batch, PredictDataset
-from anomalib.metrics import AUPR, AUPRO, AUROC, AnomalibMetric, Evaluator, F1Max
+from anomalib.metrics import AUPR, AUPRO, AUROC, AnomalibMetric, F1Max
 from anomalib.pre_processing import PreProcessor
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
@@ -20,6 +20,7 @@ from torch.nn import ModuleList
 from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Resize
 
 from anomalib_dapo import knowledge
+from anomalib_dapo._logging import single_console_handler
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.typed import FolderImages
 from anomalib_dapo.metrics import (
@@ -30,9 +31,12 @@ from anomalib_dapo.metrics import (
     TypeAveragePrecision,
     TypeF1Score,
 )
+from anomalib_dapo.metrics.evaluator import DapoEvaluator
 from anomalib_dapo.metrics.type_results import TypeResultsWriter
+from anomalib_dapo.models.components.calibration import calibrate, needs_calibration
 from anomalib_dapo.models.components.export import TypedExport
 from anomalib_dapo.models.components.few_shot import reference_images
+from anomalib_dapo.models.components.runs import prepare_run
 from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
 from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
 from anomalib_dapo.visualization import TypeVisualizer
@@ -58,6 +62,17 @@ class TypedPromptModule(TypedExport):
     """
 
     image_size: int
+
+    def __init__(self, *args, **kwargs) -> None:
+        single_console_handler()  # before anomalib's first log line of the model
+        super().__init__(*args, **kwargs)
+        self.announced: set[tuple[str, ...]] = set()
+
+    def announce(self, key: tuple[str, ...], message: str, *args: object) -> None:
+        """Log ``message`` the first time ``key`` (a vocabulary) is used: training and validation alternate two."""
+        if key not in self.announced:
+            self.announced.add(key)
+            logger.info(message, *args)
 
     def set_options(
         self,
@@ -164,8 +179,10 @@ class TypedPromptModule(TypedExport):
         self.collect_references()
 
     def on_test_epoch_start(self) -> None:
-        """Build the few-shot references from the current weights."""
+        """Build the few-shot references from the current weights; calibrate on the target after ``--ckpt_path``."""
         self.collect_references()
+        if needs_calibration(self):
+            calibrate(self)
 
     def on_predict_start(self) -> None:
         """Read the image folder of ``anomalib predict --data <folder>`` with the plugin's reader.
@@ -179,8 +196,10 @@ class TypedPromptModule(TypedExport):
                 loader.dataset.__class__ = FolderImages
 
     def on_predict_epoch_start(self) -> None:
-        """Build the few-shot references from the current weights."""
+        """Build the few-shot references from the current weights; calibrate on the target after ``--ckpt_path``."""
         self.collect_references()
+        if needs_calibration(self):
+            calibrate(self)
 
     # ------------------------------------------------------------------ few-shot references
 
@@ -314,7 +333,7 @@ class TypedPromptModule(TypedExport):
         return DapoPostProcessor()
 
     @staticmethod
-    def configure_evaluator() -> Evaluator:
+    def configure_evaluator() -> DapoEvaluator:
         """Binary metrics: image AUROC, AP, F1-max; pixel AUROC, AUPRO, F1-max (anomalib's own)."""
         image = [
             AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
@@ -326,10 +345,14 @@ class TypedPromptModule(TypedExport):
             AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
             F1Max(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
         ]
-        return Evaluator(test_metrics=image + pixel)
+        return DapoEvaluator(test_metrics=image + pixel)
 
     def configure_callbacks(self) -> list[Callback]:
-        """Anomalib's component callbacks, and the writer of the per-type table and type confusion matrix."""
+        """Anomalib's component callbacks, and the writer of the per-type table and type confusion matrix.
+
+        First, as no callback has written yet: the run's own folder and the atomic checkpoint writer.
+        """
+        prepare_run(self.trainer)
         return [*super().configure_callbacks(), self.type_results]  # type: ignore[misc]
 
     @classmethod

@@ -32,9 +32,15 @@ class LearnedWeights:
         self.backbone = backbone
         self.image_size = image_size
 
+    @property
+    def model_name(self) -> str:
+        """The anomalib model of these weights: ``Dapo`` for ``DapoModel``, ``MultiAds`` for ``MultiAdsModel``."""
+        return type(self.model).__name__.removesuffix("Model")
+
     def layout(self) -> dict[str, Any]:
-        """What a checkpoint must match: backbone, adapter layers and learned tensor shapes."""
+        """What a checkpoint must match: model, backbone, adapter layers and learned tensor shapes."""
         return {
+            "model": self.model_name,
             "backbone": self.backbone,
             "image_size": self.image_size,
             "adapter_layers": list(self.model.adapter_layers),
@@ -52,9 +58,18 @@ class LearnedWeights:
         """Raise :class:`CheckpointMismatchError` unless ``checkpoint`` was made for this model's layout."""
         layout = checkpoint.get(META_KEY)
         if layout is None:
-            msg = f"{source} is not a Dapo checkpoint (no '{META_KEY}' entry). Pass a checkpoint written by Dapo."
+            msg = (
+                f"{source} is not a {self.model_name} checkpoint (no '{META_KEY}' entry). "
+                f"Pass a checkpoint written by {self.model_name}."
+            )
             raise CheckpointMismatchError(msg)
         ours = self.layout()
+        if layout.get("model", ours["model"]) != ours["model"]:  # checkpoints before 0.2 do not record it
+            msg = (
+                f"{source} is a {layout['model']} checkpoint, not a {ours['model']} one: "
+                f"use --model {layout['model']} to load it."
+            )
+            raise CheckpointMismatchError(msg)
         if layout["backbone"] != ours["backbone"]:
             msg = (
                 f"{source} was trained with backbone {layout['backbone']}, this model uses {ours['backbone']}: "
@@ -96,13 +111,16 @@ class LearnedWeights:
         try:
             with anomalib_safe_globals(extra=SAFE_GLOBALS):
                 checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        except Exception as error:  # torch.load fails in many ways on other files (text: KeyError, IndexError)
+            name = self.model_name
             msg = (
-                f"{path} is not a readable Dapo checkpoint ({type(error).__name__}). Pass the .ckpt written by "
-                "'anomalib train --model Dapo' (results/Dapo/.../weights/lightning/model.ckpt), and never load "
-                "files you do not trust."
+                f"{path} is not a readable {name} checkpoint ({type(error).__name__}{_reason(error)}). Pass the .ckpt "
+                f"written by 'anomalib train --model {name}' (results/{name}/.../weights/lightning/model.ckpt)."
             )
             raise CheckpointMismatchError(msg) from error
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            msg = f"{path} is not a {self.model_name} checkpoint (no Lightning state dict): pass the .ckpt it wrote."
+            raise CheckpointMismatchError(msg)
         self.check(checkpoint, str(path))
         prefix = "model."
         learned = {
@@ -115,3 +133,10 @@ class LearnedWeights:
             msg = f"{path} does not match this model: missing {missing}, unexpected {unexpected}."
             raise CheckpointMismatchError(msg)
         return checkpoint["state_dict"]
+
+
+def _reason(error: Exception) -> str:
+    """A short reason: unpickling refusals say so (they never name a fix for the user), other errors their words."""
+    if isinstance(error, pickle.UnpicklingError):
+        return ": it holds Python objects besides tensors and the plugin's types, which are never unpickled"
+    return ""

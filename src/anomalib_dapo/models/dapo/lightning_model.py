@@ -10,7 +10,6 @@ Besides anomalib's score, label, anomaly map and mask, each batch gets ``pred_ty
 ``pred_type_mask`` and ``pred_type_probs`` (see :mod:`anomalib_dapo.data.dataclasses`).
 """
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,8 +26,6 @@ from anomalib_dapo.models.dapo.checkpoint import LearnedWeights
 from anomalib_dapo.models.dapo.loss import DapoLoss
 from anomalib_dapo.models.dapo.prompts import TokenInit
 from anomalib_dapo.models.dapo.torch_model import Aggregation, DapoModel, ImageScore, upsample
-
-logger = logging.getLogger(__name__)
 
 
 class Dapo(TypedPromptModule, AnomalibModule):
@@ -152,7 +149,9 @@ class Dapo(TypedPromptModule, AnomalibModule):
     def use_vocabulary(self, defect_types: Sequence[str]) -> None:
         """Score ``defect_types`` from now on (text features are recomputed once)."""
         self.model.set_vocabulary(defect_types, self.defect_words(defect_types))
-        logger.info("Dapo scores %d defect types: %s", len(defect_types), ", ".join(defect_types))
+        self.announce(
+            tuple(defect_types), "Dapo scores %d defect types: %s", len(defect_types), ", ".join(defect_types)
+        )
 
     def training_loss(self, batch: Batch, type_mask: torch.Tensor) -> torch.Tensor:
         """Eq. 9 on a batch of images with integer type masks."""

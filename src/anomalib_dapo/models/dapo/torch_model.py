@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from einops import rearrange
 from open_clip.model import CLIP
-from open_clip.transformer import text_global_pool
 from torch import nn
 
+from anomalib_dapo.backbone.text import project, text_features, text_positions, trim, warn_overlong
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
 from anomalib_dapo.models.components.export import CLIP_TEXT_SIDE
 from anomalib_dapo.models.components.few_shot import ReferenceMemory
@@ -247,8 +247,12 @@ class DapoModel(nn.Module):
         """Select the ``K`` defect states scored from now on (type ``k`` ↔ ``defect_types[k - 1]``)."""
         if tuple(defect_types) == self.vocabulary and self.tokens.numel():
             return
+        tokens = self.prompts.tokenize(defect_words)
+        texts = [[text] for text in self.prompts.texts(defect_words)]
+        warn_overlong(self.prompts.tokenizer, texts, [self.prompts.normal_word, *defect_types])
         self.vocabulary = tuple(defect_types)
-        self.tokens = self.prompts.tokenize(defect_words).to(self.tokens.device)
+        # Encoded at the length the longest prompt needs: the state embeddings are those of the full context.
+        self.tokens = trim(self.clip, tokens).to(self.tokens.device)
         self.state_cache = torch.empty(0, device=self.tokens.device)
 
     def train(self, mode: bool = True) -> "DapoModel":
@@ -266,18 +270,16 @@ class DapoModel(nn.Module):
         clip = self.clip
         embeddings = self.prompts.embed(clip.token_embedding, self.tokens)
         num_prompts, num_states = embeddings.shape[:2]
-        x = embeddings.flatten(0, 1) + clip.positional_embedding.to(embeddings.dtype)
+        positions, attn_mask = text_positions(clip, self.tokens.shape[1])
         x, _ = run_prompted_blocks(
             clip.transformer.resblocks,
-            x,
+            embeddings.flatten(0, 1) + positions.to(embeddings.dtype),
             self.text_prompts,
             slot_start=1,
-            attn_mask=clip.attn_mask,
+            attn_mask=attn_mask,
             gradient_checkpointing=self.gradient_checkpointing,
         )
-        tokens = self.tokens.repeat(num_prompts, 1)
-        pooled = text_global_pool(clip.ln_final(x), tokens, clip.text_pool_type)
-        features = _project(pooled, clip.text_projection)
+        features = text_features(clip, x, self.tokens.repeat(num_prompts, 1))
         return features.unflatten(0, (num_prompts, num_states)).mean(dim=0)
 
     def states(self) -> torch.Tensor:
@@ -314,7 +316,7 @@ class DapoModel(nn.Module):
             gradient_checkpointing=self.gradient_checkpointing,
         )
         pooled, _ = visual._pool(x[:, :length])
-        global_embedding = _project(pooled, visual.proj)
+        global_embedding = project(pooled, visual.proj)
         patch_tokens = visual.ln_post(torch.stack(taps)[:, :, 1:length])
         return global_embedding, self.adapters(patch_tokens)
 
@@ -327,6 +329,7 @@ class DapoModel(nn.Module):
 
     def compute(self, images: torch.Tensor) -> DapoForward:
         """Image–text similarities shared by training and inference."""
+        check_images(images)
         check_finite(images)
         autocast = self.autocast_dtype is not None and images.device.type == "cuda"
         # nullcontext rather than autocast(enabled=False), which would switch off a surrounding mixed precision.
@@ -367,6 +370,39 @@ class NonFiniteInputError(ValueError):
     """Input images hold NaN or infinite values, which would otherwise come out as NaN scores."""
 
 
+class ImageBatchError(ValueError):
+    """Input images are not a batch of float RGB images ``(B, 3, H, W)`` (in ``[0, 1]`` before pre-processing)."""
+
+
+def check_images(images: torch.Tensor, unit_range: bool = False) -> None:
+    """Refuse what is no batch of float RGB images, and with ``unit_range`` pixels outside ``[0, 1]``.
+
+    uint8 images or floats in 0–255 would otherwise be normalised as if in ``[0, 1]``: silently wrong scores.
+    Skipped while exporting a graph, whose input signature fixes shape and type.
+    """
+    if torch.compiler.is_exporting() or torch.jit.is_tracing():
+        return
+    if images.ndim != 4 or images.shape[1] != 3:
+        msg = (
+            f"Dapo takes a batch of RGB images (B, 3, H, W), got shape {tuple(images.shape)}: "
+            "add the batch dimension with images.unsqueeze(0) for a single image (3, H, W)."
+        )
+        raise ImageBatchError(msg)
+    if not len(images):
+        msg = "The batch of images is empty: pass at least one image (B >= 1)."
+        raise ImageBatchError(msg)
+    if not images.is_floating_point():
+        msg = f"Dapo takes float images in [0, 1], got {images.dtype}: pass images.float() / 255 for 8-bit images."
+        raise ImageBatchError(msg)
+    finite = images[torch.isfinite(images)] if unit_range else images.new_empty(0)  # NaN, inf: check_finite
+    if finite.numel() and (finite.amin() < 0 or finite.amax() > 1):
+        msg = (
+            f"Dapo takes float images in [0, 1], got values in [{finite.amin().item():g}, {finite.amax().item():g}]: "
+            "divide 8-bit values (0-255) by 255; the model normalises the images itself."
+        )
+        raise ImageBatchError(msg)
+
+
 def check_finite(images: torch.Tensor) -> None:
     """Refuse images with NaN or infinite values before the model (skipped while exporting a graph).
 
@@ -396,12 +432,3 @@ def embed_dim(clip: CLIP) -> int:
     """Width of CLIP's joint image-text space."""
     projection = clip.text_projection
     return projection.out_features if isinstance(projection, nn.Linear) else projection.shape[1]
-
-
-def _project(features: torch.Tensor, projection: nn.Module | torch.Tensor | None) -> torch.Tensor:
-    """Apply an open_clip output projection, which is a matrix or a linear layer depending on the config."""
-    if projection is None:
-        return features
-    if isinstance(projection, nn.Linear):
-        return projection(features)
-    return features @ projection

@@ -10,7 +10,6 @@ tokens of four encoder stages trained with a multi-class focal and a dice loss. 
 The outputs, metrics and checkpoints are Dapo's (see :class:`anomalib_dapo.models.components.TypedPromptModule`).
 """
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,8 +27,6 @@ from anomalib_dapo.models.dapo.torch_model import ImageScore, upsample
 from anomalib_dapo.models.multiads.loss import multiads_loss
 from anomalib_dapo.models.multiads.prompts import OBJECT_WORD
 from anomalib_dapo.models.multiads.torch_model import MultiAdsModel
-
-logger = logging.getLogger(__name__)
 
 
 class MultiAds(TypedPromptModule, AnomalibModule):
@@ -122,7 +119,13 @@ class MultiAds(TypedPromptModule, AnomalibModule):
     def use_vocabulary(self, defect_types: Sequence[str]) -> None:
         """Score ``defect_types`` on the current object name from now on (text features are encoded once)."""
         self.model.set_vocabulary(defect_types, self.defect_words(defect_types), self.object_name)
-        logger.info("MultiAds scores %d defect types of a %s: %s", len(defect_types), self.object_name, defect_types)
+        self.announce(
+            (self.object_name, *defect_types),
+            "MultiAds scores %d defect types of a %s: %s",
+            len(defect_types),
+            self.object_name,
+            ", ".join(defect_types),
+        )
 
     def on_train_epoch_start(self) -> None:
         """Train with prompts on a generic object."""

@@ -8,6 +8,7 @@ import torch.nn.functional as F  # noqa: N812
 from open_clip.model import CLIP
 from torch import nn
 
+from anomalib_dapo.backbone.text import encode_text, trim, warn_overlong
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
 from anomalib_dapo.models.components.export import CLIP_TEXT_SIDE
 from anomalib_dapo.models.components.few_shot import ReferenceMemory
@@ -87,10 +88,11 @@ class MultiAdsModel(nn.Module):
             return
         self.text_encoder_calls += 1
         ensembles = state_prompts(defect_words, object_name)
+        warn_overlong(self.tokenizer, ensembles, ["normal", *defect_types])
         tokens = self.tokenizer([text for ensemble in ensembles for text in ensemble])
         tokens = tokens.to(self.clip.token_embedding.weight.device)
-        with torch.no_grad():
-            features = self.clip.encode_text(tokens, normalize=True)
+        with torch.no_grad():  # at the length the longest prompt needs: the features of the full context
+            features = encode_text(self.clip, trim(self.clip, tokens), normalize=True)
         self.states = features.unflatten(0, (len(ensembles), -1)).mean(dim=1)
         self.vocabulary, self.object_name = tuple(defect_types), object_name
 

@@ -1,0 +1,60 @@
+"""Mistakes found at setup end the stock console script's output with the plugin's own message, on its last line.
+
+(Errors raised while jsonargparse builds the model are wrapped in its "Does not validate against any of the
+Union subtypes" report instead: see docs/reliability.md.)
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from anomalib_dapo.data import generate_synthetic_dataset
+from tiny import TINY_ARGS
+
+MODEL = TINY_ARGS
+TRAINER = ("--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "1")
+
+
+def last_line(*args: str, cwd: Path) -> str:
+    executable = shutil.which("anomalib")
+    assert executable, "the anomalib console script is not installed"
+    env = {**os.environ, "COLUMNS": "1000"}  # rich would wrap the message over several lines
+    result = subprocess.run([executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    assert result.returncode != 0
+    return (result.stdout + result.stderr).rstrip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return generate_synthetic_dataset(
+        tmp_path_factory.mktemp("console") / "data", categories=("disc",), image_size=32, n_train=1, n_test_good=1
+    )
+
+
+def cross(root: Path) -> list[str]:
+    return [
+        "--data", "anomalib_dapo.data.CrossDataset",
+        "--data.source", "synthetic", "--data.source_root", str(root),
+        "--data.target", "synthetic", "--data.target_root", str(root),
+        "--data.target_category", "disc",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_non_ascii_dataset_path(data, tmp_path):
+    root = shutil.copytree(data, tmp_path / "Prüfdaten")
+    line = last_line("fit", *MODEL, *cross(root), *TRAINER, "--default_root_dir", str(tmp_path), cwd=tmp_path)
+    assert line.startswith(f"DatasetPathError: The synthetic multi-defect dataset path {root}/disc holds characters")
+    assert line.endswith(f"pass the link as its root, e.g. ln -s '{root}' datasets/Prufdaten")
+
+
+@pytest.mark.slow
+def test_a_category_given_as_the_root(data, tmp_path):
+    line = last_line("fit", *MODEL, *cross(data / "disc"), *TRAINER, "--default_root_dir", str(tmp_path), cwd=tmp_path)
+    assert line == (
+        f"{data}/disc looks like that category 'disc' itself, one level too deep: pass the folder above it as the "
+        f"root, {data}"
+    )
