@@ -23,6 +23,7 @@ from anomalib_dapo.data.dataclasses import NumpyTypedImageBatch, TypedImageBatch
 from anomalib_dapo.data.typed import pil_to_rgb, read_rgb_image
 from anomalib_dapo.models.components.export import METADATA_KEY, TypedExport, reexport_hint
 from anomalib_dapo.models.components.typed_module import clip_resize
+from anomalib_dapo.models.dapo.torch_model import check_images
 
 ImageInput = str | Path | np.ndarray | PILImage | torch.Tensor
 """What ``predict`` takes: an image file, a PIL image, an ``(H, W[, C])`` or ``([B,] C, H, W)`` array or tensor."""
@@ -86,6 +87,7 @@ def engine_images(image: ImageInput, image_size: int) -> torch.Tensor:
         image = to_dtype(to_image(image) if channels_last else torch.from_numpy(image), torch.float32, scale=True)
     if image.dim() == 3:
         image = image.unsqueeze(0)
+    check_images(image.float(), unit_range=True)  # before the resize, which may overshoot [0, 1] as the Engine's does
     return clip_resize((image_size, image_size))(image.float())
 
 
@@ -120,7 +122,7 @@ class DapoTorchInferencer(TorchInferencer):
     def predict(self, image: ImageInput) -> TypedImageBatch:  # type: ignore[override]
         """Predict as ``Engine.predict`` does, with ``pred_type_map``, ``pred_type_mask`` and ``pred_type_probs``."""
         image = self.pre_process(engine_images(image, self.metadata["image_size"]))
-        return TypedImageBatch(image=image, **self.model(image)._asdict())
+        return TypedImageBatch(image=image, **self.model.unchecked_forward(image)._asdict())
 
 
 def read_metadata(path: str | Path | tuple[bytes, bytes]) -> dict[str, Any]:

@@ -194,6 +194,13 @@ class TypedExport:
         from anomalib_dapo.models.dapo.torch_model import check_images  # that module imports this one
 
         check_images(batch, unit_range=True)
+        return self.unchecked_forward(batch, *args, **kwargs)
+
+    def unchecked_forward(self, batch: torch.Tensor, *args, **kwargs) -> TypedInferenceBatch | InferenceBatch:
+        """``forward`` without the range check, for images already resized as the Engine does.
+
+        An antialiased bicubic resize may overshoot ``[0, 1]`` slightly, as it does in the Engine's pre-processing.
+        """
         outputs = flag_non_finite(super().forward(batch, *args, **kwargs), batch)  # type: ignore[misc]
         return outputs if self.type_outputs else InferenceBatch(*outputs[: len(InferenceBatch._fields)])
 
