@@ -61,6 +61,15 @@ class TextSideRemoved(nn.Module):
         self.model = model
         self.defect_types = defect_types
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other attribute (``tokenizer.context_length``, ``transformer.resblocks``) raises."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("__"):  # copy, pickle and hasattr probes of special names
+                raise
+            self.forward()
+
     def forward(self, *args, **kwargs) -> NoReturn:
         """Raise :class:`TextSideRemovedError`: an exported model cannot change or recompute its vocabulary."""
         del args, kwargs
