@@ -1,7 +1,7 @@
 """anomalib-dapo: zero-shot multi-type industrial anomaly segmentation (DAPO) as an anomalib plugin.
 
-Public names are imported lazily so that importing the package (done at interpreter start-up by the
-registration hook) never pulls in torch.
+Public names are imported lazily so that importing the package never pulls in torch (the start-up hook,
+``anomalib_dapo_plugin``, does not import it at all).
 """
 
 from importlib import import_module

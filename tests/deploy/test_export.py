@@ -1,8 +1,6 @@
 """Exports of a learned Dapo: fixed vocabulary, no text side, parity with PyTorch, re-targeting, metadata.
 
-Tolerances (float32 everywhere, OpenVINO with ``INFERENCE_PRECISION_HINT=f32``): float outputs within
-``ATOL``; labels and masks equal except where the reference value is within ``EPS`` of the threshold; type
-masks equal except where the reference's two most probable states are within ``EPS`` of each other.
+Tolerances: see tests/parity.py.
 """
 
 import json
@@ -13,16 +11,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-import open_clip
 import pytest
 import torch
 from anomalib.deploy import ExportType
 from anomalib.engine import Engine
-from lightning.pytorch import Trainer
 from PIL import Image
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.backbone.clip import _register_tiny_config
 from anomalib_dapo.deploy import (
     METADATA_KEY,
     DapoOpenVINOInferencer,
@@ -30,7 +25,9 @@ from anomalib_dapo.deploy import (
     NotADapoExportError,
     TextSideRemovedError,
     VocabularyMismatchError,
+    engine_images,
 )
+from parity import F32, OUTPUTS, assert_parity, reference, write_assets
 
 TINY = {
     "backbone": "dapo-tiny",
@@ -40,27 +37,12 @@ TINY = {
     "num_prompts": 2,
     "visualizer": False,
 }
-ATOL = 1e-4
-EPS = 1e-4
-OUTPUTS = ["pred_score", "pred_label", "anomaly_map", "pred_mask", "pred_type_map", "pred_type_mask", "pred_type_probs"]
-F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> dict[str, Path]:
     """A tiny CLIP weights file (so that other processes build the same backbone) and a learned checkpoint."""
-    root = tmp_path_factory.mktemp("assets")
-    _register_tiny_config()
-    torch.manual_seed(0)
-    clip_file = root / "tiny_clip.pt"
-    torch.save(open_clip.create_model("dapo-tiny", force_image_size=64).state_dict(), clip_file)
-    model = Dapo(pretrained=str(clip_file), **TINY)
-    with torch.no_grad():  # learned values that differ from the initialisation
-        model.model.adapters.weight.add_(0.05 * torch.randn_like(model.model.adapters.weight))
-    trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(root / "learned.ckpt")
-    return {"clip": clip_file, "weights": root / "learned.ckpt"}
+    return write_assets(tmp_path_factory.mktemp("assets"), Dapo, TINY)
 
 
 def learned(assets: dict[str, Path], defect_types: list[str] | None) -> Dapo:
@@ -70,25 +52,6 @@ def learned(assets: dict[str, Path], defect_types: list[str] | None) -> Dapo:
 @pytest.fixture(scope="module")
 def images() -> torch.Tensor:
     return torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
-
-
-def reference(model: Dapo, images: torch.Tensor) -> dict[str, np.ndarray]:
-    """The PyTorch outputs for the vocabulary the model would be exported with."""
-    model.use_vocabulary(model.resolve_vocabulary("predict"))
-    model.eval()
-    with torch.no_grad():
-        return {name: value.numpy() for name, value in model(images)._asdict().items()}
-
-
-def assert_parity(got: dict[str, np.ndarray], ref: dict[str, np.ndarray], threshold: float = 0.5) -> None:
-    for name in ("pred_score", "anomaly_map", "pred_type_map", "pred_type_probs"):
-        np.testing.assert_allclose(got[name].reshape(ref[name].shape), ref[name], atol=ATOL, err_msg=name)
-    for name, values in (("pred_label", "pred_score"), ("pred_mask", "anomaly_map")):
-        differs = got[name].reshape(ref[name].shape) != ref[name]
-        assert np.all(np.abs(ref[values][differs] - threshold) < EPS), name
-    top2 = np.sort(ref["pred_type_map"], axis=1)[:, -2:]
-    differs = got["pred_type_mask"].reshape(ref["pred_type_mask"].shape) != ref["pred_type_mask"]
-    assert np.all((top2[:, 1] - top2[:, 0])[differs] < EPS)
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +77,10 @@ def test_onnx_runtime_matches_pytorch(onnx_export, images):
     session = ort.InferenceSession(str(path))
     assert json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY]) == {
         "defect_types": ["scratch", "hole"],
+        "model": "Dapo",
         "backbone": "dapo-tiny",
         "image_size": 64,
+        "type_outputs": True,
     }
     for batch in (images, torch.rand(1, 3, 80, 72)):  # dynamic batch and size: the graph resizes to 64
         got = dict(zip(OUTPUTS, session.run(OUTPUTS, {"input": batch.numpy()}), strict=True))
@@ -135,11 +100,18 @@ def test_openvino_export_matches_pytorch(openvino_export, assets, images, tmp_pa
     monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes a cache folder in the working directory
     inferencer = DapoOpenVINOInferencer(openvino_export, device="CPU", config=F32, defect_types=[" Crack"])
     assert inferencer.defect_types == ("crack",)
-    assert inferencer.metadata == {"defect_types": ["crack"], "backbone": "dapo-tiny", "image_size": 64}
+    assert inferencer.metadata == {
+        "model": "Dapo",
+        "defect_types": ["crack"],
+        "backbone": "dapo-tiny",
+        "image_size": 64,
+        "type_outputs": True,
+    }
     for batch in (images, torch.rand(1, 3, 80, 72)):
         prediction = inferencer.predict(batch)
         got = {name: getattr(prediction, name) for name in OUTPUTS}
-        assert_parity(got, reference(learned(assets, ["crack"]), batch))
+        # the inferencer resizes as the Engine does (antialiased), before the graph
+        assert_parity(got, reference(learned(assets, ["crack"]), engine_images(batch, 64)))
 
 
 def test_exporting_another_vocabulary_retargets_the_model(onnx_export, openvino_export, images, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -53,6 +54,17 @@ def test_fit_test_predict_through_the_console_script(data):
     anomalib("fit", *MODEL, *cross, *trainer, cwd=data)
     weights = data / "results/Dapo/CrossDataset/tile/latest/weights/lightning/model.ckpt"
     assert weights.is_file()
+
+    # The config.yaml that training saved loads through anomalib's own get_model (as its lightning_inference tool
+    # does), in a fresh interpreter where nothing imported the plugin.
+    config = weights.parents[2] / "config.yaml"
+    code = (
+        "import sys, yaml; from anomalib.models import get_model; "
+        "print(type(get_model(yaml.safe_load(open(sys.argv[1]))['model'])).__name__)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, check=False)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.strip().splitlines()[-1] == "Dapo"
 
     # Zero-shot on the plugin's typed datamodule: binary and multi-type metrics.
     typed = [

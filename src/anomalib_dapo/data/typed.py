@@ -89,9 +89,14 @@ def read_rgb_image(path: str | Path) -> Image:
 
     """
     with named_read_errors(path), PILImage.open(path) as image:
-        if image.mode not in (*SIXTEEN_BIT_MODES, "F"):
-            return to_dtype(to_image(image.convert("RGB")), torch.float32, scale=True)
-        array = _unit_range(path, np.asarray(image, dtype=np.float64), image.mode)
+        return pil_to_rgb(image, path)
+
+
+def pil_to_rgb(image: PILImage.Image, source: str | Path) -> Image:
+    """A PIL image as :func:`read_rgb_image` reads it (``source`` names it in errors)."""
+    if image.mode not in (*SIXTEEN_BIT_MODES, "F"):
+        return to_dtype(to_image(image.convert("RGB")), torch.float32, scale=True)
+    array = _unit_range(source, np.asarray(image, dtype=np.float64), image.mode)
     return Image(torch.from_numpy(array.astype(np.float32)).expand(3, -1, -1).clone())
 
 

@@ -35,6 +35,7 @@ from anomalib_dapo.metrics.evaluator import DapoEvaluator
 from anomalib_dapo.metrics.type_results import TypeResultsWriter
 from anomalib_dapo.models.components import vocabulary as vocabulary_matching
 from anomalib_dapo.models.components.calibration import calibrate, needs_calibration
+from anomalib_dapo.models.components.export import TypedExport
 from anomalib_dapo.models.components.few_shot import reference_images
 from anomalib_dapo.models.components.runs import prepare_run
 from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
@@ -51,13 +52,14 @@ REFERENCE_BATCH = 8
 """Reference images encoded per pass when the few-shot memory is built."""
 
 
-class TypedPromptModule:
+class TypedPromptModule(TypedExport):
     """Mixin of the plugin's anomalib models; list it before ``AnomalibModule``, which must stay a direct base.
 
     (anomalib finds its models among ``AnomalibModule``'s direct subclasses.) The subclass builds ``self.model``
     (a torch model with ``set_vocabulary``, ``encode_image``, ``compute`` and a ``references`` memory) and
     ``self.learned`` (its :class:`~anomalib_dapo.models.dapo.checkpoint.LearnedWeights`), calls
-    :meth:`set_options` in its ``__init__``, and defines ``use_vocabulary`` and ``training_loss``.
+    :meth:`set_options` and :meth:`set_export_options` in its ``__init__``, and defines ``use_vocabulary`` and
+    ``training_loss``.
     """
 
     image_size: int
@@ -109,6 +111,7 @@ class TypedPromptModule:
         recalibrates zero-shot models on the target's validation data whenever there is some.
         """
         state = self.learned.load_file(path)
+        self.mark_learned()
         if self.post_processor is not None:
             prefix = "post_processor."
             calibration = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
@@ -377,14 +380,7 @@ class TypedPromptModule:
     def configure_pre_processor(self, image_size: tuple[int, int] | None = None) -> PreProcessor:
         """Resize to the model's resolution and normalise with CLIP's statistics."""
         size = image_size or (self.image_size, self.image_size)
-        return PreProcessor(
-            transform=Compose(
-                [
-                    Resize(size, antialias=True, interpolation=InterpolationMode.BICUBIC),
-                    Normalize(mean=CLIP_MEAN, std=CLIP_STD),
-                ]
-            ),
-        )
+        return PreProcessor(transform=Compose([clip_resize(size), Normalize(mean=CLIP_MEAN, std=CLIP_STD)]))
 
     @staticmethod
     def configure_post_processor() -> DapoPostProcessor:
@@ -418,6 +414,14 @@ class TypedPromptModule:
     def configure_visualizer(cls) -> TypeVisualizer:
         """Anomalib's pictures plus the ground-truth and predicted defect types coloured in, with a legend."""
         return TypeVisualizer()
+
+
+def clip_resize(size: int | Sequence[int]) -> Resize:
+    """The resize of the models' pre-processing (``Engine`` runs it with antialiasing; exported graphs without).
+
+    The plugin's inferencers run it before an exported graph, so that they see the images ``Engine`` sees.
+    """
+    return Resize(size, antialias=True, interpolation=InterpolationMode.BICUBIC)
 
 
 _TYPE_METRICS = (TypeAUROC, TypeAveragePrecision, TypeF1Score, MultiLabelPrecision, MultiLabelRecall, MultiLabelF1)

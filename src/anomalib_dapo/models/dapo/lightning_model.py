@@ -10,10 +10,8 @@ Besides anomalib's score, label, anomaly map and mask, each batch gets ``pred_ty
 ``pred_type_mask`` and ``pred_type_probs`` (see :mod:`anomalib_dapo.data.dataclasses`).
 """
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from anomalib.data import Batch
@@ -23,8 +21,6 @@ from anomalib.visualization import Visualizer
 from torch import nn
 
 from anomalib_dapo.backbone import load_clip
-from anomalib_dapo.data.dataclasses import TypedInferenceBatch
-from anomalib_dapo.deploy.export import EXPORT_OPSET, dapo_metadata, text_side_removed, write_onnx_metadata
 from anomalib_dapo.models.components.typed_module import TypedPromptModule
 from anomalib_dapo.models.dapo.checkpoint import LearnedWeights
 from anomalib_dapo.models.dapo.loss import DapoLoss
@@ -34,7 +30,6 @@ from anomalib_dapo.models.dapo.torch_model import (
     Aggregation,
     DapoModel,
     ImageScore,
-    check_images,
     upsample,
 )
 
@@ -81,6 +76,9 @@ class Dapo(TypedPromptModule, AnomalibModule):
         learning_rate: Adam learning rate (1e-3).
         gradient_checkpointing: Trade compute for memory when training.
         quick_gelu: QuickGELU activations, as OpenAI's CLIP weights need.
+        type_outputs: Exports return the defect-type outputs beside anomalib's four fields (for the plugin's
+            inferencers); ``False``: anomalib's fields alone, for anomalib's stock inferencers and tools.
+        export_untrained: Allow exporting a model without learned weights (random prompts and adapters).
 
     """
 
@@ -116,6 +114,8 @@ class Dapo(TypedPromptModule, AnomalibModule):
         learning_rate: float = 1e-3,
         gradient_checkpointing: bool = False,
         quick_gelu: bool = True,
+        type_outputs: bool = True,
+        export_untrained: bool = False,
         pre_processor: nn.Module | bool = True,
         post_processor: nn.Module | bool = True,
         evaluator: Evaluator | bool = True,
@@ -129,6 +129,7 @@ class Dapo(TypedPromptModule, AnomalibModule):
             visualizer=visualizer,
         )
         self.set_options(weights, defect_types, product_filter, object_agnostic, k_shot, few_shot_source, learning_rate)
+        self.set_export_options(type_outputs, export_untrained)
         clip = load_clip(backbone, pretrained, image_size, quick_gelu)
         self.model = DapoModel(
             clip.model,
@@ -168,78 +169,3 @@ class Dapo(TypedPromptModule, AnomalibModule):
         outputs = self.model.compute(batch.image)
         stage_probs = upsample(outputs.stage_probs, type_mask.shape[-2:])
         return self.loss(outputs.global_logits, batch.gt_label, list(stage_probs.unbind(dim=1)), type_mask)
-
-    # ------------------------------------------------------------------ export
-
-    def forward(self, batch: torch.Tensor, *args, **kwargs) -> TypedInferenceBatch:
-        """Pre-process, model, post-process; images with NaN or infinite pixels get a NaN score, and are flagged.
-
-        Eagerly such images never get here (the model refuses them, ``NonFiniteInputError``). An exported graph
-        cannot raise, and its clamping would turn a NaN score into 0, a confident "normal": so the graph sets
-        score and map to NaN and label and mask to anomalous (fail-safe) for them.
-        """
-        check_images(batch, unit_range=True)
-        outputs = super().forward(batch, *args, **kwargs)
-        invalid = ~torch.isfinite(batch.flatten(1)).all(dim=1)
-
-        def mark(value: torch.Tensor | None, fill: float | bool) -> torch.Tensor | None:
-            if value is None:
-                return None
-            flagged = invalid.view(-1, *[1] * (value.ndim - 1))
-            if value.dtype == torch.bool:  # ONNX Runtime has no boolean Where; with fill True, "or" is the same
-                return value | flagged
-            return torch.where(flagged, fill, value)
-
-        return outputs._replace(
-            pred_score=mark(outputs.pred_score, torch.nan),
-            anomaly_map=mark(outputs.anomaly_map, torch.nan),
-            pred_label=mark(outputs.pred_label, True),
-            pred_mask=mark(outputs.pred_mask, True),
-        )
-
-    @contextmanager
-    def _exportable(self) -> Iterator[None]:
-        """Fix the vocabulary and cache its states, then leave the text side and gradients out while exporting.
-
-        The vocabulary is resolved as for ``predict`` (``defect_types``, else the datamodule's when a trainer
-        holds one, else the generic state), so exporting needs no datamodule. The export scores it from a
-        constant tensor: exporting again is how the vocabulary changes.
-        """
-        self.use_vocabulary(self.resolve_vocabulary("predict"))
-        self.eval()
-        self.collect_references()  # few-shot: the normal references become constants of the export too
-        flags = {parameter: parameter.requires_grad for parameter in self.parameters()}
-        self.requires_grad_(False)  # nothing learns in an export: the cached states serve even with gradients on
-        try:
-            self.model.states()
-            with text_side_removed(self.model):
-                yield
-        finally:
-            for parameter, flag in flags.items():
-                parameter.requires_grad_(flag)
-
-    def to_torch(self, export_root: Path | str, model_file_name: str = "model") -> Path:
-        """Pickle this module for the vocabulary, without tokenizer or text encoder.
-
-        Load it with :class:`anomalib_dapo.deploy.DapoTorchInferencer` (the plugin must be importable there).
-        """
-        with self._exportable():
-            return super().to_torch(export_root, model_file_name)
-
-    def to_onnx(
-        self,
-        export_root: Path | str,
-        model_file_name: str = "model",
-        input_size: tuple[int, int] | None = None,
-        **kwargs: Any,
-    ) -> Path:
-        """Export the graph for the vocabulary (its state embeddings a constant) and record it in the metadata.
-
-        ``to_openvino`` converts this export; OpenVINO keeps the metadata in the model's ``rt_info``. The opset
-        defaults to the dynamo exporter's own (18) rather than anomalib's 14, which it cannot convert to.
-        """
-        kwargs.setdefault("opset_version", EXPORT_OPSET)
-        with self._exportable():
-            path = super().to_onnx(export_root, model_file_name, input_size, **kwargs)
-        write_onnx_metadata(path, dapo_metadata(self))
-        return path

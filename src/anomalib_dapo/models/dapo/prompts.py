@@ -1,19 +1,19 @@
 """Defect-aware hybrid prompts (paper §4.1, eq. 1–3) and their initialisation (appendix 10.2)."""
 
 from collections.abc import Callable, Sequence
-from enum import Enum
 
 import torch
 from einops import repeat
 from torch import nn
 
 from anomalib_dapo.backbone.clip import token_statistics
+from anomalib_dapo.models.components.options import OptionEnum
 
 PLACEHOLDER = "X"
 """A one-token word whose embeddings are overwritten by learnable tokens."""
 
 
-class TokenInit(str, Enum):
+class TokenInit(OptionEnum):
     """Initialisation of the learnable tokens (appendix 10.2)."""
 
     RANDOM = "random"

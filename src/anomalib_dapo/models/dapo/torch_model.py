@@ -2,7 +2,6 @@
 
 from collections.abc import Sequence
 from contextlib import nullcontext
-from enum import Enum
 from typing import NamedTuple
 
 import torch
@@ -13,12 +12,14 @@ from torch import nn
 
 from anomalib_dapo.backbone.text import project, text_features, text_positions, trim, warn_overlong
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
+from anomalib_dapo.models.components.export import CLIP_TEXT_SIDE
 from anomalib_dapo.models.components.few_shot import ReferenceMemory
+from anomalib_dapo.models.components.options import OptionEnum
 from anomalib_dapo.models.dapo.progressive import ProgressivePrompts, run_prompted_blocks
 from anomalib_dapo.models.dapo.prompts import HybridPrompts, TokenInit, initial_statistics
 
 
-class ImageScore(str, Enum):
+class ImageScore(OptionEnum):
     """How the image anomaly score is formed. The DAPO paper defines none; Dapo's default is ``global``."""
 
     FUSION = "fusion"
@@ -29,7 +30,7 @@ class ImageScore(str, Enum):
     """The anomaly map's maximum alone (a common choice of CLIP-based methods, for comparison)."""
 
 
-class Aggregation(str, Enum):
+class Aggregation(OptionEnum):
     """How the defect prototypes form the single abnormal prototype of the global branch (appendix 11)."""
 
     MEAN = "mean"
@@ -38,7 +39,7 @@ class Aggregation(str, Enum):
     """Weighted by each prototype's softmax similarity to the image embedding (the paper's ablation)."""
 
 
-class AdapterInit(str, Enum):
+class AdapterInit(OptionEnum):
     """Initial weights of the stage adapters."""
 
     RANDOM = "random"
@@ -322,6 +323,12 @@ class DapoModel(nn.Module):
         if not self.state_cache.numel():
             self.state_cache = self.encode_states()
         return self.state_cache
+
+    def export_text_side(self) -> list[tuple[nn.Module, str]]:
+        """Cache the vocabulary's state embeddings; the ``(owner, attribute)`` pairs only text encoding uses."""
+        with torch.no_grad():
+            self.states()
+        return [(self.clip, name) for name in CLIP_TEXT_SIDE] + [(self.prompts, "tokenizer")]
 
     def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eq. 4: the global embedding ``z^x`` ``(B, D)`` and adapted patch embeddings ``Z^p`` ``(M, B, P, D)``."""

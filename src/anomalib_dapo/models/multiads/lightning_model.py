@@ -54,6 +54,9 @@ class MultiAds(TypedPromptModule, AnomalibModule):
         image_score: ``fusion`` (the paper: mean of ``a_x`` and the map maximum), ``global`` or ``map_max``.
         learning_rate: Adam learning rate (1e-3).
         quick_gelu: QuickGELU activations, as OpenAI's CLIP weights need.
+        type_outputs: Exports return the defect-type outputs beside anomalib's four fields (for the plugin's
+            inferencers); ``False``: anomalib's fields alone, for anomalib's stock inferencers and tools.
+        export_untrained: Allow exporting a model without learned weights (random adapters).
 
     """
 
@@ -75,6 +78,8 @@ class MultiAds(TypedPromptModule, AnomalibModule):
         image_score: ImageScore | str = ImageScore.FUSION,
         learning_rate: float = 1e-3,
         quick_gelu: bool = True,
+        type_outputs: bool = True,
+        export_untrained: bool = False,
         pre_processor: nn.Module | bool = True,
         post_processor: nn.Module | bool = True,
         evaluator: Evaluator | bool = True,
@@ -88,6 +93,7 @@ class MultiAds(TypedPromptModule, AnomalibModule):
             visualizer=visualizer,
         )
         self.set_options(weights, defect_types, product_filter, object_agnostic, k_shot, few_shot_source, learning_rate)
+        self.set_export_options(type_outputs, export_untrained)
         self.class_name = class_name
         self.focal_gamma = focal_gamma
         clip = load_clip(backbone, pretrained, image_size, quick_gelu)
@@ -99,7 +105,8 @@ class MultiAds(TypedPromptModule, AnomalibModule):
             image_score=image_score,
         )
         self.learned = LearnedWeights(self.model, backbone=backbone, image_size=image_size)
-        self.class_names: tuple[str, ...] = (OBJECT_WORD,)
+        # One product until setup names the data's; an export without a datamodule names ``class_name`` or "object".
+        self.class_names: tuple[str, ...] = (self.product_name(),)
         self.train_classes: tuple[str, ...] = (OBJECT_WORD,)
         self.train_product_of: dict[str, int] = {}
         if weights is not None:

@@ -10,6 +10,7 @@ from torch import nn
 
 from anomalib_dapo.backbone.text import encode_text, trim, warn_overlong
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
+from anomalib_dapo.models.components.export import CLIP_TEXT_SIDE
 from anomalib_dapo.models.components.few_shot import ReferenceMemory
 from anomalib_dapo.models.dapo.torch_model import (
     ImageScore,
@@ -122,6 +123,13 @@ class MultiAdsModel(nn.Module):
         super().train(mode)
         self.clip.eval()
         return self
+
+    def export_text_side(self) -> list[tuple[nn.Module, str]]:
+        """The ``(owner, attribute)`` pairs only text encoding uses (the states are encoded by ``set_vocabulary``)."""
+        if not self.states.numel():
+            msg = "No vocabulary set: call set_vocabulary(defect_types, defect_words) first."
+            raise RuntimeError(msg)
+        return [(self.clip, name) for name in CLIP_TEXT_SIDE] + [(self, "tokenizer")]
 
     def encode_image(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The global embedding ``z^x`` ``(B, D)`` and adapted patch embeddings ``z^p_i`` ``(M, B, P, D)`` (§4.1.2)."""

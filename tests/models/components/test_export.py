@@ -1,0 +1,187 @@
+"""The export path both models share: MultiAds like Dapo, exports for stock inferencers, refusals, no traced classes.
+
+Tolerances: see tests/parity.py.
+"""
+
+import gc
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from anomalib.deploy import ExportType, OpenVINOInferencer, TorchInferencer
+from anomalib.engine import Engine
+from anomalib.models.components import AnomalibModule
+
+from anomalib_dapo import Dapo, MultiAds
+from anomalib_dapo.deploy import (
+    DapoOpenVINOInferencer,
+    DapoTorchInferencer,
+    NotADapoExportError,
+    TextSideRemovedError,
+    UntrainedExportError,
+    engine_images,
+)
+from parity import BINARY, F32, OUTPUTS, assert_parity, reference, write_assets
+
+DAPO = {"backbone": "dapo-tiny", "image_size": 64, "text_depth": 4, "adapter_layers": [2, 4], "num_prompts": 2}
+MULTIADS = {"backbone": "dapo-tiny", "image_size": 64, "adapter_layers": [2, 4]}
+KWARGS = {Dapo: DAPO, MultiAds: MULTIADS}
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """``learned(cls)``: the keyword arguments that build ``cls`` with learned weights (vocabulary [scratch, hole])."""
+    built: dict[type, dict] = {}
+
+    def build(cls: type) -> dict:
+        if cls not in built:
+            kwargs = {**KWARGS[cls], "visualizer": False}
+            assets = write_assets(tmp_path_factory.mktemp(cls.__name__), cls, kwargs)
+            built[cls] = {
+                **kwargs,
+                "pretrained": str(assets["clip"]),
+                "weights": str(assets["weights"]),
+                "defect_types": ["scratch", "hole"],
+            }
+        return built[cls]
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+
+
+def fields(prediction: object, names: list[str]) -> dict[str, np.ndarray]:
+    return {name: np.asarray(getattr(prediction, name)) for name in names}
+
+
+@pytest.mark.parametrize("export_type", list(ExportType))
+def test_every_multiads_export_runs_through_the_plugin_inferencers(learned, export_type, images, tmp_path, monkeypatch):
+    """``Engine.export`` (what ``anomalib export`` runs) to each format, read back with the type outputs.
+
+    (Dapo's are tested in tests/deploy/test_export.py.)
+    """
+    cls, kwargs = MultiAds, learned(MultiAds)
+    monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes a cache folder in the working directory
+    monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
+    path = Engine(default_root_dir=tmp_path, logger=False).export(cls(**kwargs), export_type, export_root=tmp_path)
+    if export_type == ExportType.TORCH:
+        inferencer = DapoTorchInferencer(path, device="cpu", defect_types=["scratch", "hole"])
+        with pytest.raises(TextSideRemovedError, match=rf"exported {cls.__name__}.*re-export"):
+            inferencer.model.use_vocabulary(["dent"])
+    else:
+        inferencer = DapoOpenVINOInferencer(path, device="CPU", config=F32, defect_types=["scratch", "hole"])
+    assert inferencer.metadata["model"] == cls.__name__
+    prediction = inferencer.predict(images)
+    assert prediction.pred_type_map.shape == (2, 3, 64, 64)
+    assert_parity(fields(prediction, OUTPUTS), reference(cls(**kwargs), images))
+
+
+@pytest.mark.parametrize("export_type", [ExportType.TORCH, ExportType.OPENVINO])
+@pytest.mark.parametrize("cls", [Dapo, MultiAds])
+def test_type_outputs_off_runs_through_anomalibs_stock_inferencers(
+    learned, cls, export_type, images, tmp_path, monkeypatch
+):
+    """anomalib's own ``TorchInferencer``/``OpenVINOInferencer`` return its four fields, those of the typed export."""
+    kwargs = learned(cls)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
+    model = cls(**kwargs, type_outputs=False)
+    path = Engine(default_root_dir=tmp_path, logger=False).export(model, export_type, export_root=tmp_path)
+    if export_type == ExportType.TORCH:
+        prediction = TorchInferencer(path, device="cpu").predict(images)
+        with pytest.raises(NotADapoExportError, match=r"type_outputs false.*TorchInferencer"):
+            DapoTorchInferencer(path, device="cpu")
+    else:
+        prediction = OpenVINOInferencer(path, device="CPU", config=F32).predict(images.numpy())
+        with pytest.raises(NotADapoExportError, match=r"type_outputs false.*OpenVINOInferencer"):
+            DapoOpenVINOInferencer(path, device="CPU")
+    assert_parity(fields(prediction, BINARY), reference(cls(**kwargs), images))
+
+
+@pytest.mark.parametrize("cls", [Dapo, MultiAds])
+def test_an_untrained_export_is_refused_unless_asked_for(cls, tmp_path):
+    model = cls(**KWARGS[cls], pretrained=None, visualizer=False)
+    with pytest.raises(UntrainedExportError, match=rf"no learned weights.*--model.weights.*{cls.__name__}.*untrained"):
+        model.to_torch(tmp_path)
+    assert not (tmp_path / "weights").exists()
+    path = cls(**KWARGS[cls], pretrained=None, visualizer=False, export_untrained=True).to_torch(tmp_path)
+    assert path.is_file()
+
+
+def test_a_trained_model_exports(tmp_path):
+    """Trained in this process (no weights file): the export is allowed."""
+    from anomalib_dapo.data import SyntheticDefects
+
+    model = Dapo(**DAPO, pretrained=None, visualizer=False)
+    datamodule = SyntheticDefects(root=tmp_path / "data", image_size=64, n_test_per_defect=2, n_test_good=2)
+    engine = Engine(default_root_dir=tmp_path, logger=False, max_steps=1, accelerator="cpu")
+    engine.fit(model, datamodule=datamodule)
+    assert model.to_torch(tmp_path).is_file()
+
+
+def named_subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *named_subclasses(sub)]
+    return found
+
+
+@pytest.mark.parametrize("cls", [Dapo, MultiAds])
+def test_an_onnx_export_leaves_no_traced_class_behind(cls, tmp_path, caplog):
+    """torch.fx's AttrProxy classes, named like the model, live in reference cycles: jsonargparse would see two."""
+    model = cls(**KWARGS[cls], pretrained=None, visualizer=False, export_untrained=True)
+    gc.collect()
+    gc.disable()  # as between two automatic collections
+    try:
+        with caplog.at_level(logging.INFO, logger="torch.fx.experimental.proxy_tensor"):
+            model.to_onnx(tmp_path)
+        assert "AttrProxy is enabled" in caplog.text  # the tracer did make them
+        same_name = [sub for sub in named_subclasses(AnomalibModule) if sub.__name__ == cls.__name__]
+    finally:
+        gc.enable()
+    assert same_name == [cls]
+
+
+@pytest.mark.slow
+def test_anomalib_export_without_weights_fails_with_the_fix_in_the_last_lines(tmp_path):
+    command = [
+        str(Path(sys.executable).with_name("anomalib")),
+        "export",
+        "--model=MultiAds",
+        "--model.backbone=dapo-tiny",
+        "--model.pretrained=null",
+        "--model.image_size=64",
+        "--model.adapter_layers=[2, 4]",
+        "--export_type=torch",
+        f"--export_root={tmp_path}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode != 0
+    last = " ".join((result.stdout + result.stderr).strip().splitlines()[-4:])  # the message, wrapped
+    assert "no learned weights" in last
+    assert "--model.export_untrained true" in last
+    assert not (tmp_path / "weights").exists()
+
+
+def test_the_inferencers_resize_as_the_engine_does():
+    """A 300 x 200 image: the antialiased resize of the models' pre-processing, not the graph's plain one."""
+    image = torch.rand(3, 300, 200, generator=torch.Generator().manual_seed(0))
+    model = Dapo(**DAPO, pretrained=None, visualizer=False)
+    resized = engine_images(image, 64)
+    assert resized.shape == (1, 3, 64, 64)
+    normalised = model.pre_processor.transform(image.unsqueeze(0))
+    torch.testing.assert_close(model.pre_processor(resized), normalised, atol=1e-6, rtol=0)
+
+
+def test_a_multiads_export_names_its_class_name(tmp_path, monkeypatch):
+    """With no datamodule, the exported prompts name ``class_name`` (the product), as at test time."""
+    model = MultiAds(**MULTIADS, pretrained=None, visualizer=False, class_name="bottle", export_untrained=True)
+    monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
+    assert DapoTorchInferencer(model.to_torch(tmp_path), device="cpu").model.model.class_names == ("bottle",)
