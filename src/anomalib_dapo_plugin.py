@@ -6,15 +6,15 @@ plugin, not torch, not even ``importlib.abc`` or ``typing``) and only adds a fin
 finds models among ``AnomalibModule``'s subclasses (``get_model``, and its CLI through jsonargparse), so the
 finder imports :mod:`anomalib_dapo.models` right after ``anomalib.models`` has been executed: by then the
 ``anomalib`` console script, ``import anomalib.models`` and ``get_model`` see ``Dapo`` and ``MultiAds``. After
-``anomalib.cli.cli`` it applies the configuration's ``seed_everything``, which anomalib 2.7's CLI ignores (see
-:mod:`anomalib_dapo._anomalib_cli`).
+``anomalib.cli.cli`` it applies the workarounds for anomalib 2.7's CLI: the config's seed, and the plugin's errors
+in the last lines (see :mod:`anomalib_dapo._anomalib_cli`).
 """
 
 import sys
 
 HOOKS = {
     "anomalib.models": ("anomalib_dapo.models", None),
-    "anomalib.cli.cli": ("anomalib_dapo._anomalib_cli", "apply_config_seed"),
+    "anomalib.cli.cli": ("anomalib_dapo._anomalib_cli", "apply_cli_workarounds"),
 }
 """For each anomalib module: the plugin module to import right after it, and a function of it to call on it."""
 

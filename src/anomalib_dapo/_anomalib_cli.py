@@ -1,21 +1,31 @@
-"""Workaround for anomalib 2.7's CLI, which declares ``seed_everything`` but never applies it.
+"""Workarounds for anomalib 2.7's CLI (``AnomalibCLI``), applied once ``anomalib.cli.cli`` is imported.
 
-``anomalib train --config configs/demo.yaml`` with ``seed_everything: 0`` draws other prompt and adapter
-initialisations and another batch order at every run (Lightning's own CLI seeds before instantiating the
-classes; anomalib 2.7's ``AnomalibCLI`` parses the option and drops it). :func:`apply_config_seed` makes
-``AnomalibCLI`` seed as Lightning's CLI does, once the configuration is parsed and before any class is built, when
-the seed is an integer. ``True`` (anomalib's default, "a random seed") and ``False`` leave the run unseeded, as
-before. Applying the same seed again, should a later anomalib do it too, changes nothing.
+- **The seed.** anomalib 2.7's CLI declares ``seed_everything`` but never applies it: ``anomalib train --config
+  configs/demo.yaml`` with ``seed_everything: 0`` draws other prompt and adapter initialisations and another batch
+  order at every run (Lightning's own CLI seeds before instantiating the classes; ``AnomalibCLI`` parses the option
+  and drops it). The CLI now seeds as Lightning's does, once the configuration is parsed and before any class is
+  built, when the seed is an integer. ``True`` (anomalib's default, "a random seed") and ``False`` leave the run
+  unseeded, as before. Applying the same seed again, should a later anomalib do it too, changes nothing.
+- **The plugin's errors in the last lines.** jsonargparse builds ``--model`` and ``--data`` inside their
+  ``X | None`` type checks, so an error of the plugin's (weights that are no checkpoint, an image size that does
+  not fit the backbone …) reaches the user buried in "Does not validate against any of the Union subtypes" and a
+  dump of every argument. A CLI instantiator of the plugin's classes ends the program with the plugin's own
+  message instead, as an argument error would. The Python API is unchanged: there the error is raised as it is.
 """
 
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from anomalib.cli import AnomalibCLI
 
 SEEDED = "_anomalib_dapo_seeds"
 """Marks the wrapped method, so that it is wrapped once."""
+PLUGIN = "anomalib_dapo"
+
+
+class PluginInputError(SystemExit):
+    """The plugin's own error while the CLI builds one of its classes: exits with that error's message alone."""
 
 
 def config_seed(cli: "AnomalibCLI") -> int | None:
@@ -24,8 +34,32 @@ def config_seed(cli: "AnomalibCLI") -> int | None:
     return None if isinstance(seed, bool) else seed
 
 
-def apply_config_seed(cli_module: ModuleType) -> None:
-    """Make ``cli_module.AnomalibCLI`` apply an integer ``seed_everything`` before it instantiates the classes."""
+def is_plugin_error(error: BaseException) -> bool:
+    """Whether the plugin raised ``error`` for the user: one of its own exceptions, or a ``ValueError`` it raised.
+
+    Anything else (a bug, or an error of another library) keeps its traceback.
+    """
+    if type(error).__module__.split(".")[0] == PLUGIN:
+        return True
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    raised_by_plugin = frame is not None and frame.tb_frame.f_globals.get("__name__", "").split(".")[0] == PLUGIN
+    return isinstance(error, ValueError) and raised_by_plugin
+
+
+def build_plugin_class(class_type: type, *args: Any, **kwargs: Any) -> Any:
+    """Instantiator for jsonargparse: build ``class_type``; a plugin class's own error ends the run with its message."""
+    try:
+        return class_type(*args, **kwargs)
+    except Exception as error:
+        if class_type.__module__.split(".")[0] != PLUGIN or not is_plugin_error(error):
+            raise
+        raise PluginInputError(f"{type(error).__name__}: {error}") from error
+
+
+def apply_cli_workarounds(cli_module: ModuleType) -> None:
+    """Make ``cli_module.AnomalibCLI`` seed and report the plugin's errors plainly before it builds the classes."""
     cli_class = cli_module.AnomalibCLI
     original = cli_class.before_instantiate_classes
     if getattr(original, SEEDED, False):
@@ -33,6 +67,13 @@ def apply_config_seed(cli_module: ModuleType) -> None:
 
     def before_instantiate_classes(self: "AnomalibCLI") -> None:
         original(self)
+        from anomalib.data import AnomalibDataModule
+        from anomalib.models import AnomalibModule
+
+        # the subcommand's parser builds the classes, and jsonargparse's subparsers do not inherit instantiators
+        parser = self.subcommand_parsers.get(self.config["subcommand"], self.parser)
+        for base in (AnomalibModule, AnomalibDataModule):
+            parser.add_instantiator(build_plugin_class, base)
         if (seed := config_seed(self)) is not None:
             from lightning.pytorch import seed_everything
 

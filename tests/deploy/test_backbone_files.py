@@ -52,7 +52,9 @@ def test_openai_torchscript_file_loads_and_is_resized(tmp_path):
 
 
 def test_tiny_backbone_takes_files_not_tags(tmp_path):
-    with pytest.raises(BackboneError, match=r"pass --model\.pretrained null or a local file"):
+    with pytest.raises(
+        BackboneError, match=r"pass --model\.pretrained synthetic .*, null \(random weights\) or a local file"
+    ):
         Dapo(pretrained="openai", image_size=64, **TINY)
     with pytest.raises(BackboneError, match="weights file not found"):
         Dapo(pretrained=str(tmp_path / "missing.bin"), image_size=64, **TINY)

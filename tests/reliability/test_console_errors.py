@@ -1,7 +1,7 @@
-"""Mistakes found at setup end the stock console script's output with the plugin's own message, on its last line.
+"""Mistakes end the stock console script's output with the plugin's own message, on its last line.
 
-(Errors raised while jsonargparse builds the model are wrapped in its "Does not validate against any of the
-Union subtypes" report instead: see docs/reliability.md.)
+Both those found at setup and those found while jsonargparse builds the model, which it would otherwise bury in
+its "Does not validate against any of the Union subtypes" report (see ``anomalib_dapo._anomalib_cli``).
 """
 
 import os
@@ -58,3 +58,26 @@ def test_a_category_given_as_the_root(data, tmp_path):
         f"{data}/disc looks like that category 'disc' itself, one level too deep: pass the folder above it as the "
         f"root, {data}"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mistake", ["text_as_weights", "learned_as_pretrained", "image_size"])
+def test_a_model_that_cannot_be_built_says_why_on_the_last_line(mistake, data, tmp_path, tiny_checkpoint):
+    text = tmp_path / "config.yaml"
+    text.write_text("model: Dapo\n")
+    option, expected = {
+        "text_as_weights": (
+            ("--model.weights", str(text)),
+            f"CheckpointMismatchError: {text} is not a readable Dapo checkpoint",
+        ),
+        "learned_as_pretrained": (
+            ("--model.pretrained", str(tiny_checkpoint)),
+            "BackboneError: ",
+        ),
+        "image_size": (("--model.image_size", "63"), "BackboneError: image_size 63 does not fit dapo-tiny"),
+    }[mistake]
+    line = last_line("fit", *MODEL, *option, *cross(data), *TRAINER, "--default_root_dir", str(tmp_path), cwd=tmp_path)
+    assert line.startswith(expected)
+    if mistake == "learned_as_pretrained":
+        assert "not CLIP weights" in line
+        assert "pass it as --model.weights" in line
