@@ -74,13 +74,12 @@ class _ThenRunHook:
 
 def install() -> None:
     """Run each hook now if its anomalib module is loaded already, else as soon as it is."""
-    if any(isinstance(finder, _RegisterAfter) for finder in sys.meta_path):
-        return
+    pending = {trigger for finder in sys.meta_path if isinstance(finder, _RegisterAfter) for trigger in finder.pending}
     waiting = []
     for trigger in HOOKS:
         if trigger in sys.modules:
-            _run_hook(sys.modules[trigger], trigger)
-        else:
+            _run_hook(sys.modules[trigger], trigger)  # each hook may run again: it does nothing twice
+        elif trigger not in pending:
             waiting.append(trigger)
     if waiting:
         sys.meta_path.insert(0, _RegisterAfter(waiting))

@@ -23,7 +23,8 @@ def test_needed_length_reaches_the_last_end_of_text_rounded_up(clip):
 
 
 def test_text_features_at_the_needed_length_equal_open_clips_full_context(clip):
-    texts = [text for ensemble in state_prompts(["scratch", "crack on the surface"], "metal_nut") for text in ensemble]
+    ensembles = state_prompts(["scratch", "crack"], ["scratch", "crack on the surface"], "metal_nut")
+    texts = [text for ensemble in ensembles for text in ensemble]
     tokens = clip.tokenizer(texts)
     with torch.no_grad():
         full = clip.model.encode_text(tokens, normalize=True)

@@ -65,7 +65,7 @@ def test_wrong_backbone_name(tiny_kwargs):
 
 
 def test_tiny_backbone_refuses_a_pretrained_tag(tiny_kwargs):
-    with pytest.raises(BackboneError, match=r"--model\.pretrained null"):
+    with pytest.raises(BackboneError, match=r"--model\.pretrained synthetic .*, null \(random weights\)"):
         Dapo(**{**tiny_kwargs, "pretrained": "openai"})
 
 

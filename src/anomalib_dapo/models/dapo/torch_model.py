@@ -91,20 +91,35 @@ class StageAdapters(nn.Module):
         return torch.einsum("mbpi,mio->mbpo", tokens, self.weight.to(tokens.dtype)) + self.bias[:, None, None]
 
 
-def similarity_maps(patches: torch.Tensor, states: torch.Tensor, temperature: float) -> torch.Tensor:
+def name_order(vocabulary: Sequence[str]) -> list[int]:
+    """The states ``normal, vocabulary…`` in the order of their names (normal first): the models compute in it.
+
+    A softmax or mean over the states sums them in their order, so float rounding would otherwise make a reordered
+    vocabulary give probabilities a few ulps apart, and type metrics that differ in their last digits.
+    """
+    return [0, *(1 + index for index in sorted(range(len(vocabulary)), key=lambda index: vocabulary[index]))]
+
+
+def similarity_maps(
+    patches: torch.Tensor, states: torch.Tensor, temperature: float, order: Sequence[int] | None = None
+) -> torch.Tensor:
     """``S_i = softmax_k(cos(Z^p_i, z^k) / τ)`` for all stages at once (§4.3).
 
     Args:
         patches: Adapted patch embeddings, ``(M, B, P, D)``.
         states: State embeddings ``z^N, z^{D_1..K}``, ``(K + 1, D)``, or one set per image ``(B, K + 1, D)``.
         temperature: ``τ``.
+        order: The states' :func:`name_order`: the softmax runs in it, so that the maps of a reordered vocabulary
+            are the same numbers reordered. ``None``: their own order.
 
     Returns:
-        ``(B, M, K + 1, h, w)`` with ``h = w = sqrt(P)``.
+        ``(B, M, K + 1, h, w)`` with ``h = w = sqrt(P)``, the states in their own order.
 
     """
-    cosine = F.normalize(patches, dim=-1) @ F.normalize(states, dim=-1).transpose(-1, -2)
-    probs = (cosine / temperature).softmax(dim=-1)
+    order = list(order) if order is not None else list(range(states.shape[-2]))
+    back = sorted(range(len(order)), key=order.__getitem__)
+    cosine = F.normalize(patches, dim=-1) @ F.normalize(states[..., order, :], dim=-1).transpose(-1, -2)
+    probs = (cosine / temperature).softmax(dim=-1)[..., back]
     side = round(patches.shape[2] ** 0.5)
     return rearrange(probs, "m b (h w) k -> b m k h w", h=side, w=side)
 
@@ -370,13 +385,15 @@ class DapoModel(nn.Module):
         states = self.states()
         image, unit_states = F.normalize(image, dim=-1), F.normalize(states, dim=-1)
         normal, defects = unit_states[0], unit_states[1:]
-        prototype = F.normalize(self.abnormal_prototype(image, defects), dim=-1)
+        order = name_order(self.vocabulary)
+        by_name = [index - 1 for index in order[1:]]  # the prototype's mean or weighted sum runs in name order
+        prototype = F.normalize(self.abnormal_prototype(image, defects[by_name]), dim=-1)
         global_cos = torch.stack([image @ normal, (image * prototype).sum(dim=-1)], dim=-1)
         defect_cos = image @ defects.T - (image @ normal).unsqueeze(-1)
         return DapoForward(
             global_logits=global_cos / self.temperature,
             defect_logits=defect_cos / self.temperature,
-            stage_probs=similarity_maps(patches, states, self.temperature),
+            stage_probs=similarity_maps(patches, states, self.temperature, order),
             patches=patches,
         )
 

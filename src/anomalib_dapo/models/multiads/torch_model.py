@@ -17,6 +17,7 @@ from anomalib_dapo.models.dapo.torch_model import (
     StageAdapters,
     check_layers,
     embed_dim,
+    name_order,
     similarity_maps,
     typed_predictions,
 )
@@ -158,7 +159,7 @@ class MultiAdsModel(nn.Module):
         return MultiAdsForward(
             image=F.normalize(image, dim=-1),
             patches=patches,
-            stage_probs=similarity_maps(patches, states, self.temperature),
+            stage_probs=similarity_maps(patches, states, self.temperature, name_order(self.vocabulary)),
             states=states,
         )
 
@@ -169,7 +170,8 @@ class MultiAdsModel(nn.Module):
             return outputs
         # a_x: 1 − the normal state's share of the softmax over the K + 1 global similarities (§4.2).
         global_cos = torch.einsum("bd,bkd->bk", outputs.image, F.normalize(outputs.states, dim=-1))
-        global_score = 1 - (global_cos / self.temperature).softmax(dim=-1)[:, 0]
+        order = name_order(self.vocabulary)  # normal first: the softmax in name order, as for the maps
+        global_score = 1 - (global_cos[:, order] / self.temperature).softmax(dim=-1)[:, 0]
         return typed_predictions(
             outputs.stage_probs,
             global_score,
