@@ -282,7 +282,7 @@ def _resize(type_mask: torch.Tensor) -> torch.Tensor:
     return F.interpolate(type_mask[None, None].float(), size=(256, 256), mode="nearest")[0, 0].long()
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
+def main(argv: Sequence[str] | None = None) -> None:
     """``dapo-zero-shot-rig``: run rig variants on the shipped and the random tiny CLIP and write one table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=[DEFAULT_VARIANT], help="row names, or 'all'")
@@ -321,5 +321,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
     folder = write_table(rows, args.output, header)
     if args.pictures and pictured is not None and not pictured.object_agnostic:
         save_pictures(pictured, test, folder, args.pictures)
-    print(f"table and pictures: {folder}")
-    return folder
+    print(f"table and pictures: {folder}")  # returns None: the console script's exit status is 0
