@@ -1,5 +1,6 @@
 """Shared fixtures: the tiny CLIP and small Dapo configurations (CPU, random weights)."""
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,3 +27,16 @@ def tiny_checkpoint(tmp_path_factory, tiny_kwargs) -> Path:
     trainer.strategy.connect(Dapo(**tiny_kwargs))
     trainer.save_checkpoint(path)
     return path
+
+
+@pytest.fixture
+def root_handlers():
+    """The root logger, its handlers and level restored afterwards (tests empty it: pytest adds capture handlers)."""
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    yield root
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+    for handler in saved:
+        root.addHandler(handler)
+    root.setLevel(level)

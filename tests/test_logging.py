@@ -3,24 +3,10 @@
 import logging
 import sys
 
-import pytest
 from anomalib.loggers import configure_logger
 
 from anomalib_dapo import Dapo
 from anomalib_dapo._logging import single_console_handler
-
-
-@pytest.fixture
-def root_handlers():
-    """The root logger, emptied by the test itself (pytest adds its capture handlers once the test runs)."""
-    root = logging.getLogger()
-    saved, level = root.handlers[:], root.level
-    yield root
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)
-    for handler in saved:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def clear(root: logging.Logger) -> None:

@@ -27,20 +27,6 @@ def test_position_embeddings_follow_the_image_size():
     assert load_clip("dapo-tiny", None, 96).model.visual.positional_embedding.shape == (1 + 12 * 12, 64)
 
 
-@pytest.fixture
-def bare_root_logger():
-    """The root logger at INFO, restored afterwards (the test removes its handlers)."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    root.setLevel(logging.INFO)
-    yield root
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-
-
 class Records(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -50,13 +36,14 @@ class Records(logging.Handler):
         self.records.append(record)
 
 
-def test_open_clip_progress_stays_off_the_console(bare_root_logger):
-    for handler in bare_root_logger.handlers[:]:  # pytest's capture handlers, added once the test runs
-        bare_root_logger.removeHandler(handler)
+def test_open_clip_progress_stays_off_the_console(root_handlers):
+    root_handlers.setLevel(logging.INFO)
+    for handler in root_handlers.handlers[:]:  # pytest's capture handlers, added once the test runs
+        root_handlers.removeHandler(handler)
     load_clip("dapo-tiny", None, 64)
-    assert bare_root_logger.handlers == []  # open_clip's logging.info did not run basicConfig
+    assert root_handlers.handlers == []  # open_clip's logging.info did not run basicConfig
     seen = Records()
-    bare_root_logger.addHandler(seen)
+    root_handlers.addHandler(seen)
     load_clip("dapo-tiny", None, 64)
     folder = str(Path(open_clip.__file__).parent)
     assert [r.getMessage() for r in seen.records if r.pathname.startswith(folder)] == []
