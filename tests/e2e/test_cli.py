@@ -1,13 +1,13 @@
 """The stock ``anomalib`` console script: fit -> test (zero-shot, two datamodules) -> predict, in subprocesses."""
 
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from anomalib_dapo.data import generate_synthetic_dataset
+from console import anomalib
 
 MODEL = [
     "--model", "Dapo",  # the short name resolves through the plugin's registration, with no import by the user
@@ -18,15 +18,6 @@ MODEL = [
     "--model.adapter_layers", "[2, 4]",
     "--model.num_prompts", "2",
 ]  # fmt: skip
-
-
-def anomalib(*args: str, cwd) -> str:
-    executable = shutil.which("anomalib")
-    assert executable, "the anomalib console script is not installed"
-    result = subprocess.run([executable, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output
 
 
 def metric(output: str, name: str) -> float:

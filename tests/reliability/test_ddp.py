@@ -19,11 +19,7 @@ start-up. What is compared and why:
   shuffle and averages their gradients, a different (equally valid) run than one process's shuffle.
 """
 
-import os
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import open_clip
 import pytest
@@ -33,6 +29,7 @@ from anomalib.engine import Engine
 from anomalib_dapo import Dapo
 from anomalib_dapo.backbone.clip import _register_tiny_config
 from anomalib_dapo.data import CrossDataset, generate_synthetic_dataset
+from console import anomalib
 
 ATOL = 1e-6
 EXACT = (
@@ -43,17 +40,8 @@ EXACT = (
     "image_MultiLabelRecall",
     "image_MultiLabelF1",
 )
+ENV = {"COLUMNS": "200", "OMP_NUM_THREADS": "1"}  # COLUMNS: rich would wrap a narrow table
 GATHERED = ("image_AUROC", "image_AUPR", "image_F1Max", "pixel_AUROC", "pixel_AUPRO", "pixel_F1Max")
-
-
-def anomalib(*args: str, cwd: Path) -> str:
-    executable = shutil.which("anomalib")
-    assert executable, "the anomalib console script is not installed"
-    env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}  # COLUMNS: rich would wrap a narrow table
-    result = subprocess.run([executable, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output
 
 
 def metrics(output: str) -> dict[str, float]:
@@ -92,7 +80,7 @@ def test_ddp_train_and_test_match_one_process(tmp_path):
     args += ["--data", "anomalib_dapo.data.CrossDataset", *(f"--data.{key}={val}" for key, val in datamodule.items())]
     args += ["--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2"]
     args += ["--trainer.max_epochs", "1", "--seed_everything", "0", "--default_root_dir", str(tmp_path / "ddp")]
-    two = metrics(anomalib("train", *args, cwd=tmp_path))
+    two = metrics(anomalib("train", *args, cwd=tmp_path, env=ENV, timeout=300))
     # Only rank 0 writes the checkpoint. (anomalib's engine also makes a version folder in rank 1, where "latest"
     # may point: docs/reliability.md.)
     (checkpoint,) = (tmp_path / "ddp/Dapo/CrossDataset/disc").glob("v*/weights/lightning/model.ckpt")

@@ -5,25 +5,15 @@ anomalib 2.7 writes ``anomalib test`` and ``predict`` into the training run's fo
 """
 
 import hashlib
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from console import anomalib
 from tiny import TINY_ARGS
 
 MODEL = TINY_ARGS
 TRAINER = ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "1"]
-
-
-def anomalib(*args: str, cwd: Path) -> str:
-    executable = shutil.which("anomalib")
-    assert executable, "the anomalib console script is not installed"
-    result = subprocess.run([executable, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output
 
 
 def tree(folder: Path) -> dict[str, str]:
