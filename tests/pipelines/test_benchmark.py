@@ -1,7 +1,7 @@
 """Dapo in anomalib's benchmark: the stock `anomalib benchmark` command, and `dapo-benchmark` for mixed grids.
 
-With `anomalib benchmark` a failing job is only logged (exit 0), so those tests read results.csv; `dapo-benchmark`
-marks its row failed and exits 1.
+Through the console scripts (`anomalib benchmark`, `dapo-benchmark`) a failing job marks its row failed and the run
+exits 1; anomalib's own `Benchmark` pipeline, called from Python, only logs it.
 """
 
 import logging
@@ -27,6 +27,15 @@ from anomalib_dapo.data import generate_synthetic_dataset
 from anomalib_dapo.pipelines import DapoBenchmark
 
 CONFIG = Path(__file__).parents[2] / "configs" / "benchmark" / "dapo_tiny.yaml"
+PADIM = {
+    "class_path": "Padim",
+    "init_args": {"backbone": "resnet18", "pre_trained": False, "layers": ["layer1"], "n_features": 32},
+}
+"""A small Padim that needs no downloaded weights."""
+STOCK = ("MVTecAD", "MPDD")
+"""anomalib's datamodules that read an MVTec-AD layout."""
+OFFLINE = {"HF_HUB_OFFLINE": "1"}
+"""With an empty Hugging Face cache (``HF_HOME``), WinClip cannot get its CLIP weights and fails to build."""
 
 
 @pytest.fixture(scope="module")
@@ -129,28 +138,27 @@ def test_dapo_benchmark_runs_zero_shot_models_and_mixed_grids(workspace, tmp_pat
 
 
 @pytest.mark.slow
-def test_dapo_benchmark_rows_for_every_model_and_a_failed_job_marked(workspace, tmp_path):
-    """Dapo (learned weights), Padim and WinClip on anomalib's MVTecAD and the plugin's typed SyntheticDefects.
+@pytest.mark.parametrize("command", [["anomalib", "benchmark"], ["dapo-benchmark"]], ids=" ".join)
+def test_benchmark_rows_for_every_model_and_a_failed_job_marked(workspace, tmp_path, command):
+    """Dapo (learned weights), Padim and WinClip on anomalib's MVTecAD and MPDD and the plugin's typed SyntheticDefects.
 
     WinClip needs open_clip's ViT-B-16-plus-240 weights from the Hugging Face hub; offline with an empty cache it
-    cannot be built: its rows must say so, the other rows must be there, and the command must exit non-zero.
+    cannot be built: its rows must say so, the other rows must be there, and the command must exit non-zero, with
+    anomalib's own `anomalib benchmark` as with `dapo-benchmark`.
     """
     config = yaml.safe_load(CONFIG.read_text())
     dapo = config["benchmark"]["model"]
     dapo["init_args"].pop("image_score")
     dapo["init_args"]["weights"] = str(workspace / dapo["init_args"]["weights"])
-    padim = {
-        "class_path": "Padim",
-        "init_args": {"backbone": "resnet18", "pre_trained": False, "layers": ["layer1"], "n_features": 32},
-    }
-    config["benchmark"]["model"] = {"grid": [dapo, padim, {"class_path": "WinClip"}]}
-    root = str(workspace / "datasets/SyntheticDefects/target")
+    config["benchmark"]["model"] = {"grid": [dapo, PADIM, {"class_path": "WinClip"}]}
+    root = str(workspace / "datasets/SyntheticDefects/target")  # MVTec-AD's layout, which is MPDD's too
     loader = {"eval_batch_size": 16, "train_batch_size": 8, "num_workers": 0}
     # the typed datamodule writes its (every) product on first use
     generated = {"category": "disc", "image_size": 64, "n_train": 2, "n_test_good": 2, "n_test_per_defect": 1}
+    stock = [{"class_path": name, "init_args": {"root": root, "category": "disc", **loader}} for name in STOCK]
     config["benchmark"]["data"] = {
         "grid": [
-            {"class_path": "MVTecAD", "init_args": {"root": root, "category": "disc", **loader}},
+            *stock,
             {
                 "class_path": "anomalib_dapo.data.SyntheticDefects",
                 "init_args": {"root": str(tmp_path / "typed"), **generated, **loader},
@@ -158,26 +166,33 @@ def test_dapo_benchmark_rows_for_every_model_and_a_failed_job_marked(workspace, 
         ]
     }
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-hf-cache")}
-    command = [str(Path(sys.executable).parent / "dapo-benchmark"), "--config", str(tmp_path / "grid.yaml")]
+    env = {**os.environ, **OFFLINE, "HF_HOME": str(tmp_path / "empty-hf-cache")}
+    command = [str(Path(sys.executable).parent / command[0]), *command[1:], "--config", str(tmp_path / "grid.yaml")]
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, check=False)
 
     assert run.returncode == 1, run.stderr[-3000:]
-    last_lines = run.stderr.strip().splitlines()[-3:]  # the summary: one line per failed job
-    assert last_lines[0].startswith("2 of 6 benchmark jobs failed"), last_lines
-    assert all("WinClip on" in line and "laion400m_e31" in line for line in last_lines[1:]), last_lines
+    last_lines = run.stderr.strip().splitlines()[-4:]  # the summary: one line per failed job
+    assert last_lines[0].startswith("3 of 9 benchmark jobs failed"), last_lines
+    failed_jobs = [line.split(":")[0] for line in last_lines[1:]]
+    assert failed_jobs == [
+        "- WinClip on MVTecAD/disc",
+        "- WinClip on MPDD/disc",
+        "- WinClip on anomalib_dapo.data.SyntheticDefects/disc",
+    ]
+    assert all("laion400m_e31" in line for line in last_lines[1:]), last_lines
     results = _results(tmp_path)
-    assert len(results) == 6
+    assert len(results) == 9
     by_model = results.groupby("model.class_path").status.apply(set).to_dict()
     assert by_model == {"Dapo": {"ok"}, "Padim": {"ok"}, "WinClip": {"failed"}}
+    assert results[results.status == "failed"].error.str.contains("laion400m_e31").all()
     ok = results[results.status == "ok"]
     for metric in ("image_AUROC", "pixel_AUROC", "throughput"):
         assert ok[metric].notna().all() and (ok[metric] >= 0).all(), metric
     on_disk = {
-        "MVTecAD": len(list(Path(root, "disc/test").rglob("*.png"))),
+        **dict.fromkeys(STOCK, len(list(Path(root, "disc/test").rglob("*.png")))),
         "anomalib_dapo.data.SyntheticDefects": len(list((tmp_path / "typed/disc/test").rglob("*.png"))),
     }
     assert ok.groupby("data.class_path").test_images.apply(set).to_dict() == {k: {n} for k, n in on_disk.items()}
-    typed = ok[(ok["model.class_path"] == "Dapo") & (ok["data.class_path"] != "MVTecAD")]
+    typed = ok[(ok["model.class_path"] == "Dapo") & ~ok["data.class_path"].isin(STOCK)]
     assert typed["pixel_TypeAUROC"].between(0, 1).all()  # type metrics where the data has types only
-    assert ok[ok["data.class_path"] == "MVTecAD"]["pixel_TypeAUROC"].isna().all()
+    assert ok[ok["data.class_path"].isin(STOCK)]["pixel_TypeAUROC"].isna().all()

@@ -1,7 +1,7 @@
 """anomalib's benchmark pipeline, able to run zero-/few-shot models and to mix models with different arguments.
 
-``anomalib benchmark --config X.yaml`` (anomalib 2.7) has two limits that keep it from comparing Dapo with
-WinClip in one run:
+anomalib 2.7's benchmark pipeline (``anomalib.pipelines.Benchmark``) has limits that keep it from comparing Dapo
+with WinClip in one run:
 
 * its job calls ``engine.fit(model, datamodule)``: the datamodule lands in the *train dataloaders* slot, and
   for zero- and few-shot models ``Engine.fit`` only validates, with the (empty) validation slot, so a model
@@ -18,13 +18,14 @@ WinClip in one run:
 same with a datamodule in the dataloader slot, so one-class models run exactly as in anomalib's job) and that
 gathers the union of the columns (empty cells where a model has no such argument or metric). Each job builds
 its model and datamodule itself (any importable datamodule class path too, e.g. ``anomalib_dapo.data.TypedMPDD``)
-and reports a failure as a row with ``status: failed`` and the error; the run then ends with the errors and a
-non-zero exit status. Each row also has the test throughput. anomalib's own ``benchmark`` command is left as
-it is. Run it as ``dapo-benchmark --config X.yaml``.
+and reports a failure as a row with ``status: failed`` and the error; the run then raises
+:class:`BenchmarkFailedError` naming them. Each row also has the test throughput. :class:`BenchmarkCommand` runs
+it from the command line: ``dapo-benchmark --config X.yaml``, and ``anomalib benchmark --config X.yaml`` too
+(the plugin registers it for anomalib's command, see :mod:`anomalib_dapo.compat`); a failed job ends the command
+with exit status 1 and the errors as its last lines. anomalib's ``Benchmark`` class itself is left as it is.
 """
 
 import logging
-import sys
 import time
 from collections.abc import Generator, Sequence
 from datetime import datetime
@@ -240,14 +241,30 @@ def _job_name(row: pd.Series) -> str:
     return f"{row.get('model.class_path')} on {data}"
 
 
+class BenchmarkCommand(DapoBenchmark):
+    """Benchmark a grid of models and datamodules: a row per job in results.csv; exit status 1 if a job failed.
+
+    :class:`DapoBenchmark` as a command (``dapo-benchmark``, and ``anomalib benchmark``, whose help shows the first
+    line above): once ``results.csv`` has every job's row, a failed job ends the program with exit status 1 and
+    the message of :class:`BenchmarkFailedError` (one line per failed job) as its last lines.
+    """
+
+    def run(self, args: Namespace | None = None) -> list[pd.DataFrame]:
+        """Run the grid as :meth:`DapoBenchmark.run` does.
+
+        Raises:
+            SystemExit: A job failed; its message names each failed job and its error.
+
+        """
+        try:
+            return super().run(args)
+        except BenchmarkFailedError as error:
+            raise SystemExit(str(error)) from error
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``dapo-benchmark --config X.yaml``: run the benchmark grid of an ``anomalib benchmark`` config.
 
     Exits with status 1, naming each failed job and its error, when a job failed.
     """
-    args = DapoBenchmark.get_parser().parse_args(argv)
-    try:
-        DapoBenchmark().run(args)
-    except BenchmarkFailedError as error:
-        print(error, file=sys.stderr)
-        sys.exit(1)
+    BenchmarkCommand().run(BenchmarkCommand.get_parser().parse_args(argv))
