@@ -1,4 +1,4 @@
-"""Defect knowledge base: raw on-disk defect names, their defect types, and each product's vocabulary.
+"""Defect knowledge base and dataset registry: each dataset's spec, its raw defect names, types and vocabularies.
 
 Plain Python data and functions only, so importing it stays light (no torch, no anomalib).
 """
@@ -15,14 +15,18 @@ from anomalib_dapo.knowledge.base import (
     prompt_words,
     raw_defects,
     resolve_dataset,
+    spec,
     validate_defect_list,
     visa_mask_id_types,
     vocabulary,
 )
-from anomalib_dapo.knowledge.datasets import DATASETS
+from anomalib_dapo.knowledge.datasets import DATASETS, REGISTRY, DatasetSpec, DiskLayout
 
 __all__ = [
     "DATASETS",
+    "REGISTRY",
+    "DatasetSpec",
+    "DiskLayout",
     "DuplicateDefectError",
     "EmptyVocabularyError",
     "KnowledgeBaseError",
@@ -34,6 +38,7 @@ __all__ = [
     "prompt_words",
     "raw_defects",
     "resolve_dataset",
+    "spec",
     "validate_defect_list",
     "visa_mask_id_types",
     "vocabulary",
