@@ -15,12 +15,13 @@ import torch
 from anomalib.data.datamodules.base.image import AnomalibDataModule
 from anomalib.data.datasets.base.image import AnomalibDataset
 from anomalib.data.utils import LabelName, Split, TestSplitMode, ValSplitMode
+from anomalib.data.utils.image import is_image_file
 from lightning.pytorch.utilities.types import EVAL_DATALOADERS
 from torchvision.transforms.v2 import Transform
 
 from anomalib_dapo.data.dataset_base import NORMAL_FOLDER, IndexedMaskMixin, TypedDatasetMixin, check_vocabulary
 from anomalib_dapo.data.errors import DatasetSource
-from anomalib_dapo.data.images import IMAGE_EXTENSIONS, read_index_mask
+from anomalib_dapo.data.images import read_index_mask
 
 SAMPLE_COLUMNS = ("split", "label", "image_path", "mask_path", "label_index")
 MASK_SUFFIX = "_mask"
@@ -47,7 +48,8 @@ def dataset_name(root: Path) -> str:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS)
+    """The image files of a folder, as anomalib's folder datasets recognise them (extension, any case)."""
+    return sorted(path for path in folder.iterdir() if path.is_file() and is_image_file(path))
 
 
 def _masks_by_stem(folder: Path) -> dict[str, Path]:

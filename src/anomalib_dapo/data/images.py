@@ -17,8 +17,6 @@ from torchvision.tv_tensors import Image
 
 from anomalib_dapo.data.errors import DatasetSource
 
-# Compared lower-cased: datasets mix ``.png``, ``.PNG`` and ``.JPG``.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 """PIL modes of single-channel 16-bit images (``I`` is how some Pillow versions open 16-bit PNGs)."""
 
