@@ -58,8 +58,8 @@ def _listing(names: Iterable[str]) -> str:
     return ", ".join(names)
 
 
-def _squash(name: str) -> str:
-    """A spelling without case and separators: ``Real-IAD`` and ``real_iad`` are the same name."""
+def name_key(name: str) -> str:
+    """A name without case and separators, for matching spellings: ``Real-IAD`` and ``real_iad`` are one name."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
@@ -70,8 +70,8 @@ def resolve_dataset(name: str) -> str:
         UnknownDatasetError: The name matches no dataset of the registry.
 
     """
-    wanted = _squash(name)
-    keys = [key for key, spec in datasets.REGISTRY.items() if wanted in {_squash(key), *map(_squash, spec.aliases)}]
+    wanted = name_key(name)
+    keys = [key for key, spec in datasets.REGISTRY.items() if wanted in {name_key(key), *map(name_key, spec.aliases)}]
     if not keys:
         msg = (
             f"Unknown dataset {name!r}. Use one of: {_listing(datasets.REGISTRY)} "
