@@ -29,7 +29,7 @@ class CrossDataset(AnomalibDataModule):
     ``same_as_test`` default, so thresholds are computed the anomalib way. The target test split is used
     as it is on disk: no normal images move between source and target.
 
-    Either side may be a typed datamodule instead of a knowledge-base name: the user's own
+    Either side may be a typed datamodule instead of a registry dataset name: the user's own
     :class:`~anomalib_dapo.data.DefectFolder`, or e.g. ``TypedMVTecAD`` for a single category. Its labelled
     (test) split and its ``defect_types`` are used, and its root and category come with it (leave
     ``source_root``, ``target_root`` and ``target_category`` out). "Train on my parts A, test zero-shot on my
@@ -192,7 +192,7 @@ def _side(
     role: str,
     **location: str | Path | None,
 ) -> str | AnomalibDataModule:
-    """The knowledge-base key of a dataset name, or a typed datamodule (``location`` must then be left out)."""
+    """The registry key of a dataset name, or a typed datamodule (``location`` must then be left out)."""
     if isinstance(side, str):
         missing = [name for name, value in location.items() if value is None]
         if missing:

@@ -71,7 +71,7 @@ def resolve_dataset(name: str) -> str:
 
     """
     wanted = name_key(name)
-    keys = [key for key, spec in datasets.REGISTRY.items() if wanted in {name_key(key), *map(name_key, spec.aliases)}]
+    keys = [key for key, entry in datasets.REGISTRY.items() if wanted in {name_key(key), *map(name_key, entry.aliases)}]
     if not keys:
         msg = (
             f"Unknown dataset {name!r}. Use one of: {_listing(datasets.REGISTRY)} "
