@@ -7,9 +7,10 @@ from jsonargparse import ArgumentParser
 
 from anomalib_dapo import knowledge
 from anomalib_dapo.data import DefectFolder
-from anomalib_dapo.data.cross import CrossDataset, typed_dataset
+from anomalib_dapo.data.cross import CrossDataset
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.errors import DatasetNotFoundError
+from anomalib_dapo.data.registry import typed_dataset
 from anomalib_dapo.data.synthetic import generate_synthetic_dataset
 
 

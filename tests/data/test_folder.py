@@ -34,6 +34,17 @@ def test_binary_masks_typed_by_folder(tmp_path, write_image, write_mask):
     assert not items["good/a.png"].gt_type_mask.any()
 
 
+def test_the_images_anomalib_reads_are_read_and_other_files_skipped(tmp_path, write_image, write_mask):
+    root = tmp_path / "parts"
+    write_image(root / "good" / "a.webp")  # anomalib's folder datasets read every image file torchvision names
+    write_image(root / "good" / "b.PNG")
+    (root / "good" / "notes.txt").write_text("not an image")
+    write_image(root / "dent" / "d.ppm")
+    write_mask(root / "ground_truth" / "dent" / "d_mask.png", {255: (0, 4, 0, 16)})
+    dataset = DefectFolderDataset(root)
+    assert sorted(items_by_name(dataset)) == ["dent/d.ppm", "good/a.webp", "good/b.PNG"]
+
+
 def test_indexed_palette_masks_with_a_name_table(tmp_path, write_image, write_mask):
     root, masks = tmp_path / "parts", tmp_path / "masks"
     write_image(root / "good" / "a.png")

@@ -21,15 +21,14 @@ start-up. What is compared and why:
 
 import re
 
-import open_clip
 import pytest
 import torch
 from anomalib.engine import Engine
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.backbone.clip import _register_tiny_config
 from anomalib_dapo.data import CrossDataset, generate_synthetic_dataset
 from console import anomalib
+from tiny import TINY, TINY_ARGS
 
 ATOL = 1e-6
 EXACT = (
@@ -54,19 +53,6 @@ def test_ddp_train_and_test_match_one_process(tmp_path):
     data = generate_synthetic_dataset(
         tmp_path / "data", categories=("disc",), image_size=64, n_train=1, n_test_good=2, n_test_per_defect=2
     )
-    _register_tiny_config()
-    torch.manual_seed(0)
-    clip = tmp_path / "tiny_clip.pt"  # each process must build the same frozen backbone
-    torch.save(open_clip.create_model("dapo-tiny", force_image_size=64).state_dict(), clip)
-    model = {
-        "backbone": "dapo-tiny",
-        "pretrained": str(clip),
-        "image_size": 64,
-        "text_depth": 4,
-        "adapter_layers": [2, 4],
-        "num_prompts": 2,
-        "visualizer": False,
-    }
     datamodule = {
         "source": "synthetic",
         "source_root": str(data),
@@ -76,7 +62,8 @@ def test_ddp_train_and_test_match_one_process(tmp_path):
         "train_batch_size": 4,
         "eval_batch_size": 1,
     }
-    args = ["--model", "Dapo", *(f"--model.{key}={value}" for key, value in model.items())]
+    # TINY's random weights are drawn from a fixed seed: every process builds the same frozen backbone.
+    args = [*TINY_ARGS]
     args += ["--data", "anomalib_dapo.data.CrossDataset", *(f"--data.{key}={val}" for key, val in datamodule.items())]
     args += ["--trainer.accelerator", "cpu", "--trainer.strategy", "ddp", "--trainer.devices", "2"]
     args += ["--trainer.max_epochs", "1", "--seed_everything", "0", "--default_root_dir", str(tmp_path / "ddp")]
@@ -89,7 +76,7 @@ def test_ddp_train_and_test_match_one_process(tmp_path):
     torch.set_num_threads(1)
     try:
         engine = Engine(logger=False, default_root_dir=tmp_path / "single", accelerator="cpu", devices=1)
-        (one,) = engine.test(model=Dapo(weights=str(checkpoint), **model), datamodule=CrossDataset(**datamodule))
+        (one,) = engine.test(model=Dapo(weights=str(checkpoint), **TINY), datamodule=CrossDataset(**datamodule))
     finally:
         torch.set_num_threads(threads)
     for name in EXACT:

@@ -5,9 +5,8 @@ test_inferencer.py``) fit each model, then test, train, validate, predict and ex
 its checkpoint and predict with the exported files. The same flows here, through ``Engine`` and the inferencers,
 on the synthetic dataset (MVTec-AD's layout) with the tiny backbone. One fit is shared by the module.
 
-The tiny CLIP is saved to a file once and loaded by every model built here: with random weights
-(``pretrained=None``), each instantiation would draw another frozen backbone, so a checkpoint (which holds only
-what Dapo learns) would not reproduce its predictions in a new instance.
+Every model built here has the same frozen backbone: the tiny CLIP's random weights are drawn from a fixed seed,
+so a checkpoint (which holds only what Dapo learns) reproduces its predictions in a new instance.
 """
 
 import shutil
@@ -16,7 +15,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import open_clip
 import pytest
 import torch
 from anomalib.data import MVTecAD
@@ -26,7 +24,6 @@ from lightning.pytorch import seed_everything
 from PIL import Image
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.backbone.clip import _register_tiny_config
 from anomalib_dapo.data import CrossDataset, TypedImageBatch, generate_synthetic_dataset
 from anomalib_dapo.deploy import DapoOpenVINOInferencer, DapoTorchInferencer
 from tiny import TINY
@@ -71,11 +68,7 @@ def trained(tmp_path_factory) -> Trained:
     data = generate_synthetic_dataset(
         root / "data", categories=(CATEGORY,), image_size=64, n_train=2, n_test_good=2, n_test_per_defect=2
     )
-    _register_tiny_config()
-    torch.manual_seed(0)
-    clip = root / "tiny_clip.pt"
-    torch.save(open_clip.create_model("dapo-tiny", force_image_size=64).state_dict(), clip)
-    kwargs = {**TINY, "pretrained": str(clip)}
+    kwargs = dict(TINY)
     seed_everything(0)
     model = Dapo(**kwargs)
     before = learned(model)

@@ -23,7 +23,7 @@ from anomalib_dapo.data import (
     TypedMVTecADDataset,
     generate_synthetic_dataset,
 )
-from anomalib_dapo.data.typed import ImageReadError, read_rgb_image
+from anomalib_dapo.data.images import ImageReadError, read_rgb_image
 from anomalib_dapo.models.dapo.checkpoint import CheckpointMismatchError
 from anomalib_dapo.models.dapo.torch_model import NonFiniteInputError
 from tiny import TINY

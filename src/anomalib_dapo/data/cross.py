@@ -8,8 +8,7 @@ the user's own labelled data (a :class:`~anomalib_dapo.data.DefectFolder`) or an
 """
 
 import operator
-from collections.abc import Callable, Sequence
-from functools import partial, reduce
+from functools import reduce
 from pathlib import Path
 
 from anomalib.data.datamodules.base.image import AnomalibDataModule
@@ -18,69 +17,7 @@ from anomalib.data.utils import Split, ValSplitMode
 from torchvision.transforms.v2 import Transform
 
 from anomalib_dapo import knowledge
-from anomalib_dapo.data.errors import SOURCES
-from anomalib_dapo.data.mad import MADRealDataset, MADSimDataset
-from anomalib_dapo.data.mpdd import TypedMPDDDataset
-from anomalib_dapo.data.realiad import DEFAULT_RESOLUTION, TypedRealIADDataset, category_images
-from anomalib_dapo.data.typed import TypedMVTecADDataset
-from anomalib_dapo.data.visa import TypedVisaDataset
-
-# Typed dataset of each knowledge-base dataset; each accepts ``root, category, split, defect_types``.
-TYPED_DATASETS: dict[str, Callable[..., AnomalibDataset]] = {
-    "mvtec_ad": partial(TypedMVTecADDataset, dataset="mvtec_ad"),
-    "synthetic": partial(TypedMVTecADDataset, dataset="synthetic"),
-    "mpdd": TypedMPDDDataset,
-    "visa": TypedVisaDataset,
-    "real_iad": TypedRealIADDataset,
-    "mad_sim": MADSimDataset,
-    "mad_real": MADRealDataset,
-}
-
-
-def category_dir(dataset: str, root: str | Path, category: str, resolution: str | int = DEFAULT_RESOLUTION) -> Path:
-    """Folder of a category on disk (Real-IAD keeps its categories under ``realiad_<resolution>/``)."""
-    key = knowledge.resolve_dataset(dataset)
-    return category_images(Path(root), category, resolution) if key == "real_iad" else Path(root) / category
-
-
-def require_category(
-    dataset: str,
-    root: str | Path,
-    category: str,
-    resolution: str | int = DEFAULT_RESOLUTION,
-) -> Path:
-    """Folder of a category, or a :class:`DatasetNotFoundError` giving the layout and where to get the dataset."""
-    key = knowledge.resolve_dataset(dataset)
-    return SOURCES[key].require(category_dir(key, root, category, resolution), f"category {category!r}")
-
-
-def typed_dataset(
-    dataset: str,
-    root: str | Path,
-    category: str,
-    split: str | Split,
-    defect_types: Sequence[str] | None = None,
-    resolution: str | int = DEFAULT_RESOLUTION,
-) -> AnomalibDataset:
-    """Typed dataset of one category of a knowledge-base dataset, checked on disk first.
-
-    Args:
-        dataset: Knowledge-base dataset name (any spelling ``resolve_dataset`` accepts).
-        root: Dataset root.
-        category: Category (product).
-        split: ``train`` or ``test``.
-        defect_types: Vocabulary to index types with (default: the category's own).
-        resolution: Real-IAD's image folder ``realiad_<resolution>`` (256, 512, 1024 or ``raw``); other
-            datasets have one.
-
-    Raises:
-        DatasetNotFoundError: The category folder is missing.
-
-    """
-    key = knowledge.resolve_dataset(dataset)
-    require_category(key, root, category, resolution)
-    options = {"resolution": resolution} if key == "real_iad" else {}
-    return TYPED_DATASETS[key](root=Path(root), category=category, split=split, defect_types=defect_types, **options)
+from anomalib_dapo.data.registry import category_dir, require_category, source, typed_dataset
 
 
 class CrossDataset(AnomalibDataModule):
@@ -92,7 +29,7 @@ class CrossDataset(AnomalibDataModule):
     ``same_as_test`` default, so thresholds are computed the anomalib way. The target test split is used
     as it is on disk: no normal images move between source and target.
 
-    Either side may be a typed datamodule instead of a knowledge-base name: the user's own
+    Either side may be a typed datamodule instead of a registry dataset name: the user's own
     :class:`~anomalib_dapo.data.DefectFolder`, or e.g. ``TypedMVTecAD`` for a single category. Its labelled
     (test) split and its ``defect_types`` are used, and its root and category come with it (leave
     ``source_root``, ``target_root`` and ``target_category`` out). "Train on my parts A, test zero-shot on my
@@ -107,8 +44,8 @@ class CrossDataset(AnomalibDataModule):
         target_root: Target dataset root (knowledge-base target only).
         target_category: Target category, e.g. ``tubes`` (knowledge-base target only).
         source_categories: Source categories to train on (default: every category present on disk).
-        resolution: Real-IAD's image folder ``realiad_<resolution>`` (256, 512, 1024 or ``raw``), when a side
-            is ``real_iad``.
+        resolution: Image folder resolution of a side with several (Real-IAD: ``realiad_<resolution>``, 256,
+            512, 1024 or ``raw``). Defaults to the dataset's own (Real-IAD: 1024).
         train_batch_size: Training batch size.
         eval_batch_size: Validation and test batch size.
         num_workers: Dataloader workers.
@@ -131,7 +68,7 @@ class CrossDataset(AnomalibDataModule):
         target_root: str | Path | None = None,
         target_category: str | None = None,
         source_categories: list[str] | None = None,
-        resolution: str | int = DEFAULT_RESOLUTION,
+        resolution: str | int | None = None,
         train_batch_size: int = 8,
         eval_batch_size: int = 8,
         num_workers: int = 0,
@@ -205,9 +142,9 @@ class CrossDataset(AnomalibDataModule):
         present = [c for c in known if category_dir(self.source, self.source_root, c, self.resolution).is_dir()]
         if not present and (root := Path(self.source_root)).name in known:  # a category given as the root
             found = category_dir(self.source, root, root.name, self.resolution)
-            raise SOURCES[self.source].not_found(found, f"category {root.name!r}")
+            raise source(self.source).not_found(found, f"category {root.name!r}")
         if not present:
-            raise SOURCES[self.source].not_found(self.source_root, f"categories ({', '.join(known)})")
+            raise source(self.source).not_found(self.source_root, f"categories ({', '.join(known)})")
         return present
 
     def prepare_data(self) -> None:
@@ -255,7 +192,7 @@ def _side(
     role: str,
     **location: str | Path | None,
 ) -> str | AnomalibDataModule:
-    """The knowledge-base key of a dataset name, or a typed datamodule (``location`` must then be left out)."""
+    """The registry key of a dataset name, or a typed datamodule (``location`` must then be left out)."""
     if isinstance(side, str):
         missing = [name for name, value in location.items() if value is None]
         if missing:

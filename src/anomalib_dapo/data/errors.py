@@ -1,4 +1,4 @@
-"""Errors for missing or misplaced dataset files, and where each dataset comes from.
+"""Errors for missing or misplaced dataset files, naming the expected layout and where the dataset comes from.
 
 Every loader of this package checks its folders before reading them, so a user sees the path that is
 missing, the layout that was expected there and where the dataset is obtained, instead of a raw
@@ -30,21 +30,11 @@ class DatasetPathError(ValueError):
 
 
 @dataclass(frozen=True)
-class DatasetSource:
-    """How one dataset lies on disk and where it is obtained, for error messages.
+class DatasetSource(knowledge.DiskLayout):
+    """A dataset's :class:`~anomalib_dapo.knowledge.DiskLayout` that makes the errors naming it.
 
-    Attributes:
-        name: Name shown to the user.
-        default_dir: Folder name under ``./datasets`` used when no root is given.
-        layout: The expected tree below the dataset root.
-        obtain: Where to get the dataset.
-
+    The registry's datasets get theirs from :func:`anomalib_dapo.data.registry.source`.
     """
-
-    name: str
-    default_dir: str
-    layout: str
-    obtain: str
 
     def _help(self) -> str:
         return f"Expected layout:\n{indent(self.layout.strip(), '  ')}\nObtain {self.name} from {self.obtain}."
@@ -93,92 +83,3 @@ class DatasetSource:
             yield
         except knowledge.KnowledgeBaseError as error:
             raise self.bad_layout(path, str(error)) from error
-
-
-SOURCES: dict[str, DatasetSource] = {
-    "mvtec_ad": DatasetSource(
-        name="MVTec-AD",
-        default_dir="MVTecAD",
-        layout="""
-<root>/<category>/train/good/*.png
-<root>/<category>/test/{good,<defect>}/*.png
-<root>/<category>/ground_truth/<defect>/<NNN>_mask.png
-""",
-        obtain="https://www.mvtec.com/company/research/datasets/mvtec-ad (extract the archive; root is the "
-        "folder holding bottle/, cable/, ...)",
-    ),
-    "mpdd": DatasetSource(
-        name="MPDD",
-        default_dir="MPDD",
-        layout="""
-<root>/<category>/train/good/*.png
-<root>/<category>/test/{good,<defect>}/*.png
-<root>/<category>/ground_truth/<defect>/<NNN>_mask.png
-""",
-        obtain="https://github.com/stepanje/MPDD (manual download; root is the folder holding bracket_black/, ...)",
-    ),
-    "visa": DatasetSource(
-        name="VisA",
-        default_dir="visa",
-        layout="""
-<root>/split_csv/1cls.csv                      (object,split,label,image,mask)
-<root>/<category>/image_anno.csv               (image,label,mask)
-<root>/<category>/Data/Images/{Normal,Anomaly}/*.JPG
-<root>/<category>/Data/Masks/Anomaly/*.png     (pixel value v = v-th defect of the category)
-""",
-        obtain="https://github.com/amazon-science/spot-diff (raw release "
-        "https://amazon-visual-anomaly.s3.us-west-2.amazonaws.com/VisA_20220922.tar; root is the extracted "
-        "folder, not anomalib's binarised visa_pytorch copy)",
-    ),
-    "real_iad": DatasetSource(
-        name="Real-IAD",
-        default_dir="Real-IAD",
-        layout="""
-<root>/realiad_<resolution>/<category>/{OK,NG/<CODE>}/S<NNNN>/*.jpg (+ *.png masks)
-<root>/realiad_jsons/<category>.json           (or realiad_jsons/realiad_jsons/<category>.json)
-""",
-        obtain="https://huggingface.co/datasets/REAL-IAD/Real-IAD (access on request; unzip the images of the "
-        "chosen resolution and the json archive under root)",
-    ),
-    "mad_sim": DatasetSource(
-        name="MAD-Sim",
-        default_dir="MAD-Sim",
-        layout="""
-<root>/<NNName>/train/good/*.png
-<root>/<NNName>/test/{good,Burrs,Missing,Stains}/*.png
-<root>/<NNName>/ground_truth/<Defect>/<N>_mask.png
-""",
-        obtain="https://github.com/EricLee0224/PAD (MAD-Sim download link in its README)",
-    ),
-    "mad_real": DatasetSource(
-        name="MAD-Real",
-        default_dir="MAD-Real",
-        layout="""
-<root>/<Name>/train/good/*.png                 (optional)
-<root>/<Name>/test/{good,Missing|Stains}/*.png
-<root>/<Name>/ground_truth/<Defect>/<N>.png
-""",
-        obtain="https://github.com/EricLee0224/PAD (MAD-Real download link in its README)",
-    ),
-    "synthetic": DatasetSource(
-        name="The synthetic multi-defect dataset",
-        default_dir="SyntheticDefects",
-        layout="""
-<root>/<category>/train/good/*.png
-<root>/<category>/test/{good,<defect>}/*.png
-<root>/<category>/ground_truth/<defect>/<NNN>_mask.png
-""",
-        obtain="anomalib_dapo.data.synthetic.generate_synthetic_dataset(root) (the SyntheticDefects datamodule "
-        "runs it in prepare_data)",
-    ),
-    "defect_folder": DatasetSource(
-        name="Defect folder",
-        default_dir="custom",
-        layout="""
-<root>/good/*.png                              (normal images)
-<root>/<defect>/*.png                          (one folder per defect type)
-<mask_root>/<defect>/<stem>.png or <stem>_mask.png  (binary, or indexed with mask_ids)
-""",
-        obtain="your own images, sorted into these folders",
-    ),
-}

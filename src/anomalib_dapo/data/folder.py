@@ -15,16 +15,27 @@ import torch
 from anomalib.data.datamodules.base.image import AnomalibDataModule
 from anomalib.data.datasets.base.image import AnomalibDataset
 from anomalib.data.utils import LabelName, Split, TestSplitMode, ValSplitMode
+from anomalib.data.utils.image import is_image_file
 from lightning.pytorch.utilities.types import EVAL_DATALOADERS
 from torchvision.transforms.v2 import Transform
 
-from anomalib_dapo.data.common import IMAGE_EXTENSIONS, IndexedMaskMixin, check_vocabulary, read_index_mask
-from anomalib_dapo.data.errors import SOURCES, DatasetSource
-from anomalib_dapo.data.typed import NORMAL_FOLDER, TypedDatasetMixin
+from anomalib_dapo.data.dataset_base import NORMAL_FOLDER, IndexedMaskMixin, TypedDatasetMixin, check_vocabulary
+from anomalib_dapo.data.errors import DatasetSource
+from anomalib_dapo.data.images import read_index_mask
 
 SAMPLE_COLUMNS = ("split", "label", "image_path", "mask_path", "label_index")
 MASK_SUFFIX = "_mask"
 SPLIT_FOLDERS = frozenset(split.value for split in Split) | {"validation"}
+SOURCE = DatasetSource(
+    name="Defect folder",
+    default_dir="custom",
+    layout="""
+<root>/good/*.png                              (normal images)
+<root>/<defect>/*.png                          (one folder per defect type)
+<mask_root>/<defect>/<stem>.png or <stem>_mask.png  (binary, or indexed with mask_ids)
+""",
+    obtain="your own images, sorted into these folders",
+)
 
 
 def dataset_name(root: Path) -> str:
@@ -37,7 +48,8 @@ def dataset_name(root: Path) -> str:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS)
+    """The image files of a folder, as anomalib's folder datasets recognise them (extension, any case)."""
+    return sorted(path for path in folder.iterdir() if path.is_file() and is_image_file(path))
 
 
 def _masks_by_stem(folder: Path) -> dict[str, Path]:
@@ -137,7 +149,7 @@ class DefectFolderDataset(IndexedMaskMixin, AnomalibDataset):
         defect_types: Sequence[str] | None = None,
     ) -> None:
         super().__init__(augmentations=augmentations)
-        self.source = SOURCES["defect_folder"]
+        self.source = SOURCE
         self.root = self.source.require(Path(root), "folder")
         images = self.root
         if mask_root is None and is_mvtec_category(self.root, normal_folder):
@@ -268,7 +280,7 @@ class DefectFolder(AnomalibDataModule):
 
     def prepare_data(self) -> None:
         """Check that the folder exists (nothing is downloaded)."""
-        SOURCES["defect_folder"].require(self.root, "folder")
+        SOURCE.require(self.root, "folder")
 
     def val_dataloader(self) -> EVAL_DATALOADERS:
         """The validation data; none with ``val_split_mode none``: a zero-shot model keeps its weights' calibration.

@@ -15,10 +15,12 @@ from anomalib.utils.path import resolve_dataset_root
 from torchvision.transforms.v2 import Transform
 
 from anomalib_dapo import knowledge
-from anomalib_dapo.data.common import known_types
-from anomalib_dapo.data.errors import SOURCES
+from anomalib_dapo.data.datamodule_base import TypedDataModule
+from anomalib_dapo.data.dataset_base import TypedDatasetMixin, known_types
 from anomalib_dapo.data.folder import scan_defect_folders, to_samples
-from anomalib_dapo.data.typed import TypedDatasetMixin
+from anomalib_dapo.data.registry import source
+from anomalib_dapo.knowledge import DatasetSpec
+from anomalib_dapo.knowledge.datasets import MAD_REAL, MAD_SIM
 
 SPLITS = (Split.TRAIN.value, Split.TEST.value)
 
@@ -35,8 +37,6 @@ class MADDataset(TypedDatasetMixin, AnomalibDataset):
 
     """
 
-    dataset: ClassVar[str]
-
     def __init__(
         self,
         root: str | Path | None,
@@ -46,20 +46,20 @@ class MADDataset(TypedDatasetMixin, AnomalibDataset):
         defect_types: list[str] | tuple[str, ...] | None = None,
     ) -> None:
         super().__init__(augmentations=augmentations)
-        source = SOURCES[self.dataset]
-        self.root = resolve_dataset_root(root, source.default_dir)
+        layout = source(self.spec)
+        self.root = resolve_dataset_root(root, layout.default_dir)
         self.category = category
         self.split = Split(split).value if split else None
-        self.root_category = source.require(self.root / category, f"toy {category!r}")
-        source.require(self.root_category / Split.TEST.value, "test folder")
+        self.root_category = layout.require(self.root / category, f"toy {category!r}")
+        layout.require(self.root_category / Split.TEST.value, "test folder")
         rows = [
             row
             for part in SPLITS
             if self.split in {None, part} and (self.root_category / part).is_dir()
-            for row in scan_defect_folders(self.root_category / part, self.root_category / "ground_truth", part, source)
+            for row in scan_defect_folders(self.root_category / part, self.root_category / "ground_truth", part, layout)
         ]
         samples = to_samples(rows)
-        self.defect_types = known_types(samples, self.dataset, category, defect_types, self.root_category)
+        self.defect_types = known_types(samples, self.spec, category, defect_types, self.root_category)
         self.samples = samples
         self.check_masks()
 
@@ -67,16 +67,16 @@ class MADDataset(TypedDatasetMixin, AnomalibDataset):
 class MADSimDataset(MADDataset):
     """MAD-Sim toy (``<root>/<NNName>/``, masks ``ground_truth/<Defect>/N_mask.png``)."""
 
-    dataset = "mad_sim"
+    spec: ClassVar[DatasetSpec] = MAD_SIM
 
 
 class MADRealDataset(MADDataset):
     """MAD-Real toy (``<root>/<Name>/``, masks ``ground_truth/<Defect>/N.png``)."""
 
-    dataset = "mad_real"
+    spec: ClassVar[DatasetSpec] = MAD_REAL
 
 
-class _MADDataModule(AnomalibDataModule):
+class _MADDataModule(TypedDataModule, AnomalibDataModule):
     """Datamodule of one MAD toy; never downloads (``prepare_data`` checks the folders).
 
     Args:
@@ -96,8 +96,6 @@ class _MADDataModule(AnomalibDataModule):
         seed: Seed of the random splits.
 
     """
-
-    dataset_class: ClassVar[type[MADDataset]]
 
     def __init__(
         self,
@@ -130,37 +128,21 @@ class _MADDataModule(AnomalibDataModule):
             val_split_ratio=val_split_ratio,
             seed=seed,
         )
-        dataset = self.dataset_class.dataset
-        self.root = Path(root) if root is not None else Path("./datasets") / SOURCES[dataset].default_dir
-        self.category = category or knowledge.categories(dataset)[0]
-
-    @property
-    def defect_types(self) -> tuple[str, ...]:
-        """Ordered vocabulary of the toy (type ``k`` of the masks is ``defect_types[k - 1]``)."""
-        return knowledge.vocabulary(self.dataset_class.dataset, self.category)
-
-    @property
-    def dataset_defect_types(self) -> tuple[str, ...]:
-        """Every defect type of the dataset: what a model scores without product filtering (MultiADS)."""
-        return knowledge.vocabulary(self.dataset_class.dataset)
+        self.root = Path(root) if root is not None else Path("./datasets") / self.spec.disk.default_dir
+        self.category = category or knowledge.categories(self.spec)[0]
 
     def prepare_data(self) -> None:
         """Check the toy's folders (nothing is downloaded)."""
-        source = SOURCES[self.dataset_class.dataset]
-        source.require(self.root / self.category / Split.TEST.value, f"toy {self.category!r} test folder")
-
-    def _setup(self, _stage: str | None = None) -> None:
-        self.train_data = self.dataset_class(self.root, self.category, split=Split.TRAIN)
-        self.test_data = self.dataset_class(self.root, self.category, split=Split.TEST)
+        source(self.spec).require(self.root / self.category / Split.TEST.value, f"toy {self.category!r} test folder")
 
 
 class MADSim(_MADDataModule):
     """MAD-Sim datamodule with per-pixel defect types (burrs, missing, stains)."""
 
-    dataset_class = MADSimDataset
+    spec: ClassVar[DatasetSpec] = MAD_SIM
 
 
 class MADReal(_MADDataModule):
     """MAD-Real datamodule with per-pixel defect types (missing or stains, one per toy)."""
 
-    dataset_class = MADRealDataset
+    spec: ClassVar[DatasetSpec] = MAD_REAL

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from anomalib.data.datamodules.image.mpdd import MPDD
 from anomalib.data.datasets.image.mpdd import MPDDDataset
@@ -9,12 +10,13 @@ from anomalib.data.utils import Split
 from anomalib.utils.path import resolve_dataset_root
 from torchvision.transforms.v2 import Transform
 
-from anomalib_dapo import knowledge
-from anomalib_dapo.data.common import known_types
-from anomalib_dapo.data.errors import SOURCES
-from anomalib_dapo.data.typed import TypedDatasetMixin
+from anomalib_dapo.data.datamodule_base import TypedDataModule
+from anomalib_dapo.data.dataset_base import TypedDatasetMixin, known_types
+from anomalib_dapo.data.registry import source
+from anomalib_dapo.knowledge import DatasetSpec
+from anomalib_dapo.knowledge.datasets import MPDD as SPEC
 
-SOURCE = SOURCES["mpdd"]
+SOURCE = source(SPEC)
 
 
 class TypedMPDDDataset(TypedDatasetMixin, MPDDDataset):
@@ -29,6 +31,8 @@ class TypedMPDDDataset(TypedDatasetMixin, MPDDDataset):
 
     """
 
+    spec: ClassVar[DatasetSpec] = SPEC
+
     def __init__(
         self,
         root: Path | str | None = None,
@@ -41,27 +45,11 @@ class TypedMPDDDataset(TypedDatasetMixin, MPDDDataset):
         SOURCE.require(root / category, f"category {category!r}")
         SOURCE.readable_path(root, root / category)
         super().__init__(root=root, category=category, augmentations=augmentations, split=split)
-        self.defect_types = known_types(self.samples, "mpdd", category, defect_types, self.root_category)
+        self.defect_types = known_types(self.samples, SPEC, category, defect_types, self.root_category)
         self.check_masks()
 
 
-class TypedMPDD(MPDD):
+class TypedMPDD(TypedDataModule, MPDD):
     """anomalib's MPDD datamodule whose items carry ``gt_type_mask`` (same arguments as ``MPDD``)."""
 
-    @property
-    def defect_types(self) -> tuple[str, ...]:
-        """Ordered vocabulary of the category (type ``k`` of the masks is ``defect_types[k - 1]``)."""
-        return knowledge.vocabulary("mpdd", self.category)
-
-    @property
-    def dataset_defect_types(self) -> tuple[str, ...]:
-        """Every defect type of the dataset: what a model scores without product filtering (MultiADS)."""
-        return knowledge.vocabulary("mpdd")
-
-    def prepare_data(self) -> None:
-        """Check the category folder, with the expected layout in the error (nothing is downloaded)."""
-        SOURCE.require(self.root / self.category, f"category {self.category!r}")
-
-    def _setup(self, _stage: str | None = None) -> None:
-        self.train_data = TypedMPDDDataset(root=self.root, category=self.category, split=Split.TRAIN)
-        self.test_data = TypedMPDDDataset(root=self.root, category=self.category, split=Split.TEST)
+    spec: ClassVar[DatasetSpec] = SPEC

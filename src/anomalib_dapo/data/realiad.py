@@ -13,32 +13,26 @@ Roots: images of ``<root>/realiad_<resolution>/<category>/`` (default resolution
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pandas as pd
 from anomalib.data.datamodules.image.realiad import RealIAD
 from anomalib.data.datasets.base.image import AnomalibDataset
-from anomalib.data.datasets.image.realiad import RESOLUTIONS, make_realiad_dataset
+from anomalib.data.datasets.image.realiad import make_realiad_dataset
 from anomalib.data.utils import Split, TestSplitMode, ValSplitMode
 from anomalib.utils.path import resolve_dataset_root
 from torchvision.transforms.v2 import Transform
 
-from anomalib_dapo import knowledge
-from anomalib_dapo.data.common import known_types, require_files
-from anomalib_dapo.data.errors import SOURCES
-from anomalib_dapo.data.typed import TypedDatasetMixin
+from anomalib_dapo.data.datamodule_base import TypedDataModule
+from anomalib_dapo.data.dataset_base import TypedDatasetMixin, known_types, require_files
+from anomalib_dapo.data.registry import category_dir, source
+from anomalib_dapo.knowledge import DatasetSpec
+from anomalib_dapo.knowledge.datasets import REAL_IAD as SPEC
 
-SOURCE = SOURCES["real_iad"]
-DEFAULT_RESOLUTION = "1024"
+SOURCE = source(SPEC)
+DEFAULT_RESOLUTION = SPEC.default_resolution
 JSON_LOCATIONS = ("realiad_jsons/{category}.json", "realiad_jsons/realiad_jsons/{category}.json")
 ENTRY_KEYS = frozenset({"image_path", "anomaly_class"})
-
-
-def category_images(root: Path, category: str, resolution: str | int = DEFAULT_RESOLUTION) -> Path:
-    """Folder the json's image paths are relative to: ``<root>/realiad_<resolution>/<category>``."""
-    if str(resolution) not in RESOLUTIONS:
-        msg = f"Real-IAD resolution {resolution!r} does not exist; use one of {RESOLUTIONS}."
-        raise ValueError(msg)
-    return root / f"realiad_{resolution}" / category
 
 
 def find_json(root: Path, category: str, json_path: str | Path | None = None) -> Path:
@@ -107,6 +101,8 @@ class TypedRealIADDataset(TypedDatasetMixin, AnomalibDataset):
 
     """
 
+    spec: ClassVar[DatasetSpec] = SPEC
+
     def __init__(
         self,
         root: Path | str | None = None,
@@ -121,21 +117,23 @@ class TypedRealIADDataset(TypedDatasetMixin, AnomalibDataset):
         self.root = resolve_dataset_root(root, SOURCE.default_dir)
         self.category = category
         self.split = Split(split).value if split else None
-        self.root_category = category_images(self.root, category, resolution)
+        self.root_category = category_dir(SPEC, self.root, category, resolution)
         SOURCE.require(self.root_category, f"{category!r} images at resolution {resolution}")
         json_file = find_json(self.root, category, json_path)
         samples = make_typed_realiad_samples(self.root_category, json_file, self.split)
-        self.defect_types = known_types(samples, "real_iad", category, defect_types, json_file, "anomaly_class")
+        self.defect_types = known_types(samples, SPEC, category, defect_types, json_file, "anomaly_class")
         self.samples = samples
         self.check_masks()
 
 
-class TypedRealIAD(RealIAD):
+class TypedRealIAD(TypedDataModule, RealIAD):
     """anomalib's RealIAD datamodule whose items carry ``gt_type_mask``; normal test images are kept.
 
     Same arguments as ``RealIAD``, with defaults for DAPO: ``resolution=1024``, ``json_path=None`` (a known
     location, see the module docstring) and ``test_split_mode="from_dir"``. Nothing is downloaded.
     """
+
+    spec: ClassVar[DatasetSpec] = SPEC
 
     def __init__(
         self,
@@ -171,25 +169,12 @@ class TypedRealIAD(RealIAD):
             seed=seed,
         )
 
-    @property
-    def defect_types(self) -> tuple[str, ...]:
-        """Ordered vocabulary of the category (type ``k`` of the masks is ``defect_types[k - 1]``)."""
-        return knowledge.vocabulary("real_iad", self.category)
-
-    @property
-    def dataset_defect_types(self) -> tuple[str, ...]:
-        """Every defect type of the dataset: what a model scores without product filtering (MultiADS)."""
-        return knowledge.vocabulary("real_iad")
+    def dataset_options(self) -> dict[str, Any]:
+        """The image resolution and the metadata file."""
+        return {"resolution": self.resolution, "json_path": self.json_path}
 
     def prepare_data(self) -> None:
         """Check the images and the json, with the expected layout in the error (nothing is downloaded)."""
-        images = category_images(self.root, self.category, self.resolution)
+        images = category_dir(SPEC, self.root, self.category, self.resolution)
         SOURCE.require(images, f"{self.category!r} images at resolution {self.resolution}")
         find_json(self.root, self.category, self.json_path)
-
-    def _dataset(self, split: Split) -> TypedRealIADDataset:
-        return TypedRealIADDataset(self.root, self.category, self.resolution, split=split, json_path=self.json_path)
-
-    def _setup(self, _stage: str | None = None) -> None:
-        self.train_data = self._dataset(Split.TRAIN)
-        self.test_data = self._dataset(Split.TEST)

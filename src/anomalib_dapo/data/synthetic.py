@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from anomalib.data.utils import TestSplitMode, ValSplitMode
@@ -25,9 +26,11 @@ from PIL import Image, ImageDraw
 from torchvision.transforms.v2 import Transform
 
 from anomalib_dapo import knowledge
-from anomalib_dapo.data.typed import NORMAL_FOLDER, TypedMVTecAD
+from anomalib_dapo.data.dataset_base import NORMAL_FOLDER
+from anomalib_dapo.data.mvtecad import TypedMVTecAD, TypedMVTecADDataset
+from anomalib_dapo.knowledge import DatasetSpec
+from anomalib_dapo.knowledge.datasets import SYNTHETIC as SPEC
 
-DATASET = "synthetic"
 CATEGORIES: tuple[str, ...] = ("disc", "grid", "tile")
 METADATA_FILE = "synthetic.json"
 # Bump when rendering changes, so a folder made by an older version is not mistaken for the new data.
@@ -347,7 +350,7 @@ def product_defects(category: str) -> tuple[str, ...]:
     if category not in _RENDERERS:
         msg = f"Unknown synthetic category {category!r}; use one of {CATEGORIES}."
         raise ValueError(msg)
-    return knowledge.raw_defects(DATASET, category)
+    return knowledge.raw_defects(SPEC, category)
 
 
 def _check_image_size(image_size: int) -> None:
@@ -511,7 +514,19 @@ def generate_synthetic_dataset(
     return root
 
 
-class SyntheticDefects(TypedMVTecAD):
+class SyntheticDefectsDataset(TypedMVTecADDataset):
+    """The built-in synthetic dataset's typed dataset (laid out like MVTec-AD)."""
+
+    spec: ClassVar[DatasetSpec] = SPEC
+
+
+class WrittenSyntheticDefects(TypedMVTecAD):
+    """The built-in synthetic dataset as it lies on disk, for runs that read it and never write it (reports)."""
+
+    spec: ClassVar[DatasetSpec] = SPEC
+
+
+class SyntheticDefects(WrittenSyntheticDefects):
     """Datamodule of the built-in synthetic dataset: procedural images for demos and tests, not a benchmark.
 
     Products ``disc``, ``grid`` and ``tile`` with ``scratch``, ``hole``, ``stain`` and ``missing`` defects
@@ -532,8 +547,6 @@ class SyntheticDefects(TypedMVTecAD):
         val_split_ratio: As in anomalib's ``MVTecAD`` (``num_workers`` defaults to 0 for small CPU runs).
 
     """
-
-    dataset = DATASET
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ first listed type.
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 import pandas as pd
 from anomalib.data.datamodules.image.visa import Visa
@@ -24,10 +25,13 @@ from anomalib.utils.path import resolve_dataset_root
 from torchvision.transforms.v2 import Transform
 
 from anomalib_dapo import knowledge
-from anomalib_dapo.data.common import IndexedMaskMixin, check_vocabulary, require_files
-from anomalib_dapo.data.errors import SOURCES
+from anomalib_dapo.data.datamodule_base import TypedDataModule
+from anomalib_dapo.data.dataset_base import IndexedMaskMixin, check_vocabulary, require_files
+from anomalib_dapo.data.registry import source
+from anomalib_dapo.knowledge import DatasetSpec
+from anomalib_dapo.knowledge.datasets import VISA as SPEC
 
-SOURCE = SOURCES["visa"]
+SOURCE = source(SPEC)
 SPLIT_FILE = Path("split_csv") / "1cls.csv"
 SPLIT_COLUMNS = ("object", "split", "label", "image", "mask")
 ANNOTATION_FILE = "image_anno.csv"
@@ -106,7 +110,7 @@ def make_typed_visa_samples(root: Path, category: str, split: str | None = None)
     with SOURCE.reading(annotation_path):
         samples.loc[anomalous, "defect_type"] = samples.label[anomalous].map(
             lambda label: ",".join(
-                dict.fromkeys(knowledge.defect_type("visa", raw) for raw in label.split(",") if raw.strip()),
+                dict.fromkeys(knowledge.defect_type(SPEC, raw) for raw in label.split(",") if raw.strip()),
             ),
         )
     samples.attrs["task"] = "segmentation"
@@ -130,6 +134,8 @@ class TypedVisaDataset(IndexedMaskMixin, AnomalibDataset):
 
     """
 
+    spec: ClassVar[DatasetSpec] = SPEC
+
     def __init__(
         self,
         root: Path | str | None = None,
@@ -145,7 +151,7 @@ class TypedVisaDataset(IndexedMaskMixin, AnomalibDataset):
         self.split = Split(split).value if split else None
         self.root_category = raw_category(self.root, category)
         samples = make_typed_visa_samples(self.root, category, self.split)
-        self.defect_types = tuple(defect_types) if defect_types else knowledge.vocabulary("visa", category)
+        self.defect_types = tuple(defect_types) if defect_types else knowledge.vocabulary(SPEC, category)
         found = {name for listed in samples.defect_type for name in listed.split(",") if name}
         check_vocabulary(found, self.defect_types, self.root_category)
         self.samples = samples
@@ -156,26 +162,14 @@ class TypedVisaDataset(IndexedMaskMixin, AnomalibDataset):
         return _mask_id_types(sample.category)
 
 
-class TypedVisa(Visa):
+class TypedVisa(TypedDataModule, Visa):
     """anomalib's Visa datamodule reading the raw release, whose items carry ``gt_type_mask``.
 
     Same arguments as ``Visa``; ``root`` is the raw release. Nothing is downloaded or converted.
     """
 
-    @property
-    def defect_types(self) -> tuple[str, ...]:
-        """Ordered vocabulary of the category (type ``k`` of the masks is ``defect_types[k - 1]``)."""
-        return knowledge.vocabulary("visa", self.category)
-
-    @property
-    def dataset_defect_types(self) -> tuple[str, ...]:
-        """Every defect type of the dataset: what a model scores without product filtering (MultiADS)."""
-        return knowledge.vocabulary("visa")
+    spec: ClassVar[DatasetSpec] = SPEC
 
     def prepare_data(self) -> None:
         """Check the raw release (and refuse the binarised copy) instead of downloading and converting."""
         raw_category(self.root, self.category)
-
-    def _setup(self, _stage: str | None = None) -> None:
-        self.train_data = TypedVisaDataset(root=self.root, category=self.category, split=Split.TRAIN)
-        self.test_data = TypedVisaDataset(root=self.root, category=self.category, split=Split.TEST)

@@ -20,7 +20,7 @@ from torchvision.transforms.v2.functional import to_dtype, to_image
 
 from anomalib_dapo import knowledge
 from anomalib_dapo.data.dataclasses import NumpyTypedImageBatch, TypedImageBatch
-from anomalib_dapo.data.typed import pil_to_rgb, read_rgb_image
+from anomalib_dapo.data.images import pil_to_rgb, read_rgb_image
 from anomalib_dapo.models.components.export import METADATA_KEY, TypedExport, reexport_hint
 from anomalib_dapo.models.components.typed_module import clip_resize
 from anomalib_dapo.models.dapo.torch_model import check_images

@@ -1,4 +1,4 @@
-"""Defect knowledge base: raw on-disk defect names, their defect types, and each product's vocabulary.
+"""Defect knowledge base and dataset registry: each dataset's spec, its raw defect names, types and vocabularies.
 
 Plain Python data and functions only, so importing it stays light (no torch, no anomalib).
 """
@@ -12,17 +12,22 @@ from anomalib_dapo.knowledge.base import (
     UnknownDefectError,
     categories,
     defect_type,
+    name_key,
     prompt_words,
     raw_defects,
     resolve_dataset,
+    spec,
     validate_defect_list,
     visa_mask_id_types,
     vocabulary,
 )
-from anomalib_dapo.knowledge.datasets import DATASETS
+from anomalib_dapo.knowledge.datasets import DATASETS, REGISTRY, DatasetSpec, DiskLayout
 
 __all__ = [
     "DATASETS",
+    "REGISTRY",
+    "DatasetSpec",
+    "DiskLayout",
     "DuplicateDefectError",
     "EmptyVocabularyError",
     "KnowledgeBaseError",
@@ -31,9 +36,11 @@ __all__ = [
     "UnknownDefectError",
     "categories",
     "defect_type",
+    "name_key",
     "prompt_words",
     "raw_defects",
     "resolve_dataset",
+    "spec",
     "validate_defect_list",
     "visa_mask_id_types",
     "vocabulary",

@@ -4,7 +4,8 @@ import re
 from collections.abc import Iterable, Sequence
 from types import MappingProxyType
 
-from anomalib_dapo.knowledge.datasets import ALIASES, DATASETS, FACTS, DatasetFacts
+from anomalib_dapo.knowledge import datasets
+from anomalib_dapo.knowledge.datasets import DatasetSpec
 
 
 class KnowledgeBaseError(ValueError):
@@ -57,29 +58,35 @@ def _listing(names: Iterable[str]) -> str:
     return ", ".join(names)
 
 
+def name_key(name: str) -> str:
+    """A name without case and separators, for matching spellings: ``Real-IAD`` and ``real_iad`` are one name."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
 def resolve_dataset(name: str) -> str:
     """Return the canonical dataset key for any common spelling (case, ``-``, ``_`` and spaces are ignored).
 
     Raises:
-        UnknownDatasetError: The name matches no known dataset.
+        UnknownDatasetError: The name matches no dataset of the registry.
 
     """
-    key = ALIASES.get(re.sub(r"[^a-z0-9]", "", name.lower()))
-    if key is None:
+    wanted = name_key(name)
+    keys = [key for key, entry in datasets.REGISTRY.items() if wanted in {name_key(key), *map(name_key, entry.aliases)}]
+    if not keys:
         msg = (
-            f"Unknown dataset {name!r}. Use one of: {_listing(DATASETS)} "
+            f"Unknown dataset {name!r}. Use one of: {_listing(datasets.REGISTRY)} "
             "(case and separators do not matter, e.g. 'MVTecAD' or 'Real-IAD')."
         )
         raise UnknownDatasetError(msg)
-    return key
+    return keys[0]
 
 
-def _facts(dataset: str) -> DatasetFacts:
-    """Facts of a dataset given under any accepted spelling."""
-    return FACTS[resolve_dataset(dataset)]
+def spec(dataset: str | DatasetSpec) -> DatasetSpec:
+    """The registry's spec of a dataset given under any accepted spelling (a spec is returned as it is)."""
+    return dataset if isinstance(dataset, DatasetSpec) else datasets.REGISTRY[resolve_dataset(dataset)]
 
 
-def _category(facts: DatasetFacts, category: str) -> str:
+def _category(facts: DatasetSpec, category: str) -> str:
     """Canonical (on-disk) spelling of a category, matched case-insensitively."""
     by_lower = {name.lower(): name for name in facts.products}
     found = by_lower.get(category.strip().lower())
@@ -92,25 +99,25 @@ def _category(facts: DatasetFacts, category: str) -> str:
     return found
 
 
-def categories(dataset: str) -> tuple[str, ...]:
+def categories(dataset: str | DatasetSpec) -> tuple[str, ...]:
     """Products (categories) of a dataset, sorted, spelled as on disk."""
-    return tuple(sorted(_facts(dataset).products))
+    return tuple(sorted(spec(dataset).products))
 
 
-def raw_defects(dataset: str, category: str) -> tuple[str, ...]:
+def raw_defects(dataset: str | DatasetSpec, category: str) -> tuple[str, ...]:
     """Raw defect names of a product as on disk; for VisA, index ``i`` is the defect of mask pixel value ``i + 1``."""
-    facts = _facts(dataset)
+    facts = spec(dataset)
     return facts.products[_category(facts, category)]
 
 
-def defect_type(dataset: str, raw_name: str) -> str:
+def defect_type(dataset: str | DatasetSpec, raw_name: str) -> str:
     """Defect type of a raw on-disk defect name (folder name, VisA defect name, Real-IAD code), case-insensitive.
 
     Raises:
         UnknownDefectError: The name is unknown for the dataset, or is its normal class (e.g. ``good``, ``OK``).
 
     """
-    facts = _facts(dataset)
+    facts = spec(dataset)
     key = raw_name.strip().lower()
     if key == facts.normal_name.lower():
         msg = (
@@ -133,14 +140,14 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def vocabulary(dataset: str, category: str | None = None) -> tuple[str, ...]:
+def vocabulary(dataset: str | DatasetSpec, category: str | None = None) -> tuple[str, ...]:
     """Ordered defect types of a product (MultiADS-F product filtering), or of the whole dataset.
 
     A product's order is its raw defects' order (for VisA: mask-id order) mapped to types, first occurrence
     winning. With ``category=None`` it is the union of the product vocabularies over the sorted categories,
     again first occurrence winning, so one dataset always yields the same type indices.
     """
-    facts = _facts(dataset)
+    facts = spec(dataset)
     if category is None:
         raws: Iterable[str] = (raw for name in sorted(facts.products) for raw in facts.products[name])
     else:

@@ -1,4 +1,9 @@
-"""Facts about each dataset: raw defect names on disk, the type each belongs to, and each product's raw defects.
+"""The dataset registry: one spec per dataset, holding everything the package knows about it.
+
+A spec gives the dataset's name and spellings, its knowledge-base facts (raw defect names on disk, the type each
+belongs to, each product's raw defects), how it lies on disk and where it is obtained, its category folder, and
+the typed dataset and datamodule that read it. Every other module asks the registry; adding a spec to
+:data:`REGISTRY` is all a new dataset needs.
 
 Grouping of raw names into types follows the MultiADS dataset metadata (see the project's knowledge-base notes).
 Two choices are ours where that source is silent or inconsistent:
@@ -9,7 +14,8 @@ Two choices are ours where that source is silent or inconsistent:
   name a visually distinct defect that no existing type covers, and VisA's catch-all ``other`` stays ``other``
   rather than being merged into a real type it may not resemble.
 
-Raw names are stored as written on disk; lookups elsewhere match them case-insensitively.
+Raw names are stored as written on disk; lookups elsewhere match them case-insensitively. The classes are named
+by import path, as anomalib's configs name them, so that this module stays plain data (no torch, no anomalib).
 """
 
 from collections.abc import Mapping
@@ -18,21 +24,63 @@ from types import MappingProxyType
 
 
 @dataclass(frozen=True)
-class DatasetFacts:
-    """Everything the knowledge base knows about one dataset.
+class DiskLayout:
+    """How a dataset lies on disk and where it is obtained, for error messages.
 
     Attributes:
-        display_name: Name used in messages.
-        normal_name: Raw name of the normal (defect-free) class.
-        type_of: Lower-cased raw defect name -> defect type.
-        products: Category -> its raw defect names in on-disk order (VisA: mask pixel value order).
+        name: Name shown to the user.
+        default_dir: Folder name under ``./datasets`` used when no root is given.
+        layout: The expected tree below the dataset root.
+        obtain: Where to get the dataset.
 
     """
 
+    name: str
+    default_dir: str
+    layout: str
+    obtain: str
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the package knows about one dataset.
+
+    Attributes:
+        name: Canonical key, e.g. ``mvtec_ad``.
+        display_name: Name used in knowledge-base messages.
+        normal_name: Raw name of the normal (defect-free) class.
+        type_of: Lower-cased raw defect name -> defect type.
+        products: Category -> its raw defect names in on-disk order (VisA: mask pixel value order).
+        disk: On-disk layout and where to get the dataset.
+        datamodule: Import path of its typed datamodule.
+        dataset: Import path of its typed dataset (arguments ``root, category, split, defect_types``, and
+            ``resolution`` where the spec has ``resolutions``).
+        aliases: Further spellings accepted for ``name`` (case and separators never matter).
+        category_folder: A category's folder below the root; ``{resolution}`` is one of ``resolutions``.
+        resolutions: Image folders the dataset ships at several resolutions in. Defaults to none.
+        default_resolution: The one read when none is given.
+
+    """
+
+    name: str
     display_name: str
     normal_name: str
     type_of: Mapping[str, str]
     products: Mapping[str, tuple[str, ...]]
+    disk: DiskLayout
+    datamodule: str
+    dataset: str
+    aliases: tuple[str, ...] = ()
+    category_folder: str = "{category}"
+    resolutions: tuple[str, ...] = ()
+    default_resolution: str | None = None
+
+
+_MVTEC_LAYOUT = """
+<root>/<category>/train/good/*.png
+<root>/<category>/test/{good,<defect>}/*.png
+<root>/<category>/ground_truth/<defect>/<NNN>_mask.png
+"""
 
 
 def _invert(groups: Mapping[str, tuple[str, ...]]) -> Mapping[str, str]:
@@ -40,9 +88,20 @@ def _invert(groups: Mapping[str, tuple[str, ...]]) -> Mapping[str, str]:
     return MappingProxyType({raw.lower(): type_ for type_, raws in groups.items() for raw in raws})
 
 
-MVTEC_AD = DatasetFacts(
+MVTEC_AD = DatasetSpec(
+    name="mvtec_ad",
     display_name="MVTec-AD",
     normal_name="good",
+    aliases=("mvtec",),
+    disk=DiskLayout(
+        name="MVTec-AD",
+        default_dir="MVTecAD",
+        layout=_MVTEC_LAYOUT,
+        obtain="https://www.mvtec.com/company/research/datasets/mvtec-ad (extract the archive; root is the "
+        "folder holding bottle/, cable/, ...)",
+    ),
+    datamodule="anomalib_dapo.data.mvtecad.TypedMVTecAD",
+    dataset="anomalib_dapo.data.mvtecad.TypedMVTecADDataset",
     type_of=_invert(
         {
             "bent": ("bent", "bent_lead", "bent_wire", "manipulated_front"),
@@ -107,9 +166,25 @@ MVTEC_AD = DatasetFacts(
 
 _PCB_1_TO_3 = ("bent", "melt", "scratch", "missing")
 
-VISA = DatasetFacts(
+VISA = DatasetSpec(
+    name="visa",
     display_name="VisA",
     normal_name="normal",
+    disk=DiskLayout(
+        name="VisA",
+        default_dir="visa",
+        layout="""
+<root>/split_csv/1cls.csv                      (object,split,label,image,mask)
+<root>/<category>/image_anno.csv               (image,label,mask)
+<root>/<category>/Data/Images/{Normal,Anomaly}/*.JPG
+<root>/<category>/Data/Masks/Anomaly/*.png     (pixel value v = v-th defect of the category)
+""",
+        obtain="https://github.com/amazon-science/spot-diff (raw release "
+        "https://amazon-visual-anomaly.s3.us-west-2.amazonaws.com/VisA_20220922.tar; root is the extracted "
+        "folder, not anomalib's binarised visa_pytorch copy)",
+    ),
+    datamodule="anomalib_dapo.data.visa.TypedVisa",
+    dataset="anomalib_dapo.data.visa.TypedVisaDataset",
     type_of=_invert(
         {
             "damage": ("damage", "damaged corner of packaging"),
@@ -229,9 +304,18 @@ VISA = DatasetFacts(
     ),
 )
 
-MPDD = DatasetFacts(
+MPDD = DatasetSpec(
+    name="mpdd",
     display_name="MPDD",
     normal_name="good",
+    disk=DiskLayout(
+        name="MPDD",
+        default_dir="MPDD",
+        layout=_MVTEC_LAYOUT,
+        obtain="https://github.com/stepanje/MPDD (manual download; root is the folder holding bracket_black/, ...)",
+    ),
+    datamodule="anomalib_dapo.data.mpdd.TypedMPDD",
+    dataset="anomalib_dapo.data.mpdd.TypedMPDDDataset",
     type_of=_invert(
         {
             "hole": ("hole",),
@@ -281,16 +365,42 @@ _MAD_SIM_TOYS = (
     "20Puppy",
 )
 
-MAD_SIM = DatasetFacts(
+MAD_SIM = DatasetSpec(
+    name="mad_sim",
     display_name="MAD-Sim",
     normal_name="good",
+    disk=DiskLayout(
+        name="MAD-Sim",
+        default_dir="MAD-Sim",
+        layout="""
+<root>/<NNName>/train/good/*.png
+<root>/<NNName>/test/{good,Burrs,Missing,Stains}/*.png
+<root>/<NNName>/ground_truth/<Defect>/<N>_mask.png
+""",
+        obtain="https://github.com/EricLee0224/PAD (MAD-Sim download link in its README)",
+    ),
+    datamodule="anomalib_dapo.data.mad.MADSim",
+    dataset="anomalib_dapo.data.mad.MADSimDataset",
     type_of=_MAD_TYPE_OF,
     products=MappingProxyType(dict.fromkeys(_MAD_SIM_TOYS, ("Burrs", "Missing", "Stains"))),
 )
 
-MAD_REAL = DatasetFacts(
+MAD_REAL = DatasetSpec(
+    name="mad_real",
     display_name="MAD-Real",
     normal_name="good",
+    disk=DiskLayout(
+        name="MAD-Real",
+        default_dir="MAD-Real",
+        layout="""
+<root>/<Name>/train/good/*.png                 (optional)
+<root>/<Name>/test/{good,Missing|Stains}/*.png
+<root>/<Name>/ground_truth/<Defect>/<N>.png
+""",
+        obtain="https://github.com/EricLee0224/PAD (MAD-Real download link in its README)",
+    ),
+    datamodule="anomalib_dapo.data.mad.MADReal",
+    dataset="anomalib_dapo.data.mad.MADRealDataset",
     type_of=_MAD_TYPE_OF,
     products=MappingProxyType(
         {
@@ -320,9 +430,25 @@ def _codes(*types: str) -> tuple[str, ...]:
     return tuple(_REAL_IAD_CODE_OF[type_] for type_ in types)
 
 
-REAL_IAD = DatasetFacts(
+REAL_IAD = DatasetSpec(
+    name="real_iad",
     display_name="Real-IAD",
     normal_name="OK",
+    disk=DiskLayout(
+        name="Real-IAD",
+        default_dir="Real-IAD",
+        layout="""
+<root>/realiad_<resolution>/<category>/{OK,NG/<CODE>}/S<NNNN>/*.jpg (+ *.png masks)
+<root>/realiad_jsons/<category>.json           (or realiad_jsons/realiad_jsons/<category>.json)
+""",
+        obtain="https://huggingface.co/datasets/REAL-IAD/Real-IAD (access on request; unzip the images of the "
+        "chosen resolution and the json archive under root)",
+    ),
+    datamodule="anomalib_dapo.data.realiad.TypedRealIAD",
+    dataset="anomalib_dapo.data.realiad.TypedRealIADDataset",
+    category_folder="realiad_{resolution}/{category}",
+    resolutions=("256", "512", "1024", "raw"),  # anomalib's RESOLUTIONS (a test checks they agree)
+    default_resolution="1024",
     type_of=MappingProxyType({code.lower(): type_ for code, type_ in _REAL_IAD_CODES.items()}),
     products=MappingProxyType(
         {
@@ -362,9 +488,21 @@ REAL_IAD = DatasetFacts(
 )
 
 # The project's procedural dataset: folder names are the types themselves.
-SYNTHETIC = DatasetFacts(
+SYNTHETIC = DatasetSpec(
+    name="synthetic",
     display_name="synthetic",
     normal_name="good",
+    aliases=("syntheticdefects",),
+    disk=DiskLayout(
+        name="The synthetic multi-defect dataset",
+        default_dir="SyntheticDefects",
+        layout=_MVTEC_LAYOUT,
+        obtain="anomalib_dapo.data.synthetic.generate_synthetic_dataset(root) (the SyntheticDefects datamodule "
+        "runs it in prepare_data)",
+    ),
+    # Reading what is on disk: a report or a cross-dataset run never generates data.
+    datamodule="anomalib_dapo.data.synthetic.WrittenSyntheticDefects",
+    dataset="anomalib_dapo.data.synthetic.SyntheticDefectsDataset",
     type_of=_invert({name: (name,) for name in ("scratch", "hole", "stain", "missing")}),
     products=MappingProxyType(
         {
@@ -375,31 +513,9 @@ SYNTHETIC = DatasetFacts(
     ),
 )
 
-FACTS: Mapping[str, DatasetFacts] = MappingProxyType(
-    {
-        "mvtec_ad": MVTEC_AD,
-        "visa": VISA,
-        "mpdd": MPDD,
-        "mad_sim": MAD_SIM,
-        "mad_real": MAD_REAL,
-        "real_iad": REAL_IAD,
-        "synthetic": SYNTHETIC,
-    }
+REGISTRY: Mapping[str, DatasetSpec] = MappingProxyType(
+    {spec.name: spec for spec in (MVTEC_AD, VISA, MPDD, MAD_SIM, MAD_REAL, REAL_IAD, SYNTHETIC)}
 )
+"""Every dataset the package reads, by canonical name."""
 
-DATASETS: tuple[str, ...] = tuple(FACTS)
-
-# Separator- and case-free spellings -> canonical key; see ``resolve_dataset``.
-ALIASES: Mapping[str, str] = MappingProxyType(
-    {
-        "mvtecad": "mvtec_ad",
-        "mvtec": "mvtec_ad",
-        "visa": "visa",
-        "mpdd": "mpdd",
-        "madsim": "mad_sim",
-        "madreal": "mad_real",
-        "realiad": "real_iad",
-        "synthetic": "synthetic",
-        "syntheticdefects": "synthetic",
-    }
-)
+DATASETS: tuple[str, ...] = tuple(REGISTRY)

@@ -1,7 +1,6 @@
 """Paper reports: the zero-shot protocol over a target dataset, tabled beside the DAPO paper's published numbers."""
 
 from anomalib_dapo.report.paper_report import (
-    DATAMODULES,
     CategoryResult,
     Table,
     build_tables,
@@ -14,7 +13,6 @@ from anomalib_dapo.report.paper_report import (
 from anomalib_dapo.report.published import METRICS, PUBLISHED, TABLES, Published, TableSpec, published
 
 __all__ = [
-    "DATAMODULES",
     "METRICS",
     "PUBLISHED",
     "TABLES",

@@ -36,8 +36,7 @@ from jsonargparse import ActionConfigFile, ArgumentParser
 from lightning import seed_everything
 
 from anomalib_dapo import knowledge
-from anomalib_dapo.data import MADReal, MADSim, TypedMPDD, TypedMVTecAD, TypedRealIAD, TypedVisa
-from anomalib_dapo.data.cross import require_category
+from anomalib_dapo.data.registry import datamodule_class, require_category
 from anomalib_dapo.metrics import mean_over_objects, per_type_scores
 from anomalib_dapo.metrics.type_results import TypeResults, merge_type_results, new_version_dir
 from anomalib_dapo.models import Dapo
@@ -45,24 +44,6 @@ from anomalib_dapo.report.published import MEAN, METRICS, NORMAL, TABLES, Publis
 
 logger = logging.getLogger(__name__)
 
-
-class _WrittenSynthetic(TypedMVTecAD):
-    """The built-in synthetic dataset as it lies on disk: a report reads data, it never generates any."""
-
-    dataset = "synthetic"
-
-
-DATAMODULES: Mapping[str, type[AnomalibDataModule]] = {
-    "mvtec_ad": TypedMVTecAD,
-    "visa": TypedVisa,
-    "mpdd": TypedMPDD,
-    "real_iad": TypedRealIAD,
-    "mad_sim": MADSim,
-    "mad_real": MADReal,
-    "synthetic": _WrittenSynthetic,
-}
-"""Typed datamodule of each knowledge-base dataset; each takes ``root``, ``category``, ``eval_batch_size`` and
-``num_workers``."""
 
 LOGGED: Mapping[str, str] = {
     "image_AUROC": "image_auroc",
@@ -265,7 +246,8 @@ def paper_report(
     results = {}
     for index, category in enumerate(chosen, start=1):
         logger.info("Testing %s %s (%d/%d).", dataset, category, index, len(chosen))
-        datamodule = DATAMODULES[dataset](
+        # The registry's datamodule: each takes ``root``, ``category``, ``eval_batch_size`` and ``num_workers``.
+        datamodule = datamodule_class(dataset)(
             root=root,
             category=category,
             eval_batch_size=eval_batch_size,
@@ -355,7 +337,6 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 __all__ = [
-    "DATAMODULES",
     "CategoryResult",
     "Table",
     "build_parser",

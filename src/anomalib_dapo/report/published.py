@@ -10,7 +10,6 @@ The paper is not always self-consistent, and each table is kept as printed: VisA
 but 83.7 in Table 8's Mean row.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -124,16 +123,16 @@ _PRINTED_ALIASES = MappingProxyType(
 )
 
 
-def _squash(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
 def _object_key(dataset: str, printed: str) -> str:
     """Our category for an object name as the paper prints it (``Mean`` -> ``mean``)."""
     if printed == "Mean":
         return MEAN
-    wanted = _squash(_PRINTED_ALIASES.get(_squash(printed), printed))
-    matches = [c for c in knowledge.categories(dataset) if wanted in {_squash(c), _squash(c.lstrip("0123456789"))}]
+    wanted = knowledge.name_key(_PRINTED_ALIASES.get(knowledge.name_key(printed), printed))
+    matches = [
+        c
+        for c in knowledge.categories(dataset)
+        if wanted in {knowledge.name_key(c), knowledge.name_key(c.lstrip("0123456789"))}
+    ]
     if len(matches) != 1:
         msg = f"Printed object {printed!r} matches {matches or 'no'} {dataset} categories."
         raise ValueError(msg)

@@ -9,7 +9,7 @@ from einops import rearrange
 from torch import nn
 from torch.utils.data import Dataset
 
-from anomalib_dapo.data.typed import FolderImages
+from anomalib_dapo.data.images import FolderImages
 
 
 class ReferenceMemory(nn.Module):

@@ -22,7 +22,7 @@ from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Res
 from anomalib_dapo import knowledge
 from anomalib_dapo._logging import single_console_handler
 from anomalib_dapo.data.dataclasses import TypedImageBatch
-from anomalib_dapo.data.typed import FolderImages
+from anomalib_dapo.data.images import FolderImages
 from anomalib_dapo.metrics import (
     MultiLabelF1,
     MultiLabelPrecision,
@@ -242,7 +242,7 @@ class TypedPromptModule(TypedExport):
         """Read the image folder of ``anomalib predict --data <folder>`` with the plugin's reader.
 
         anomalib's engine wraps a folder in its ``PredictDataset``, whose reader clips 16-bit images to white;
-        :class:`~anomalib_dapo.data.typed.FolderImages` is the same dataset with a reader that scales them.
+        :class:`~anomalib_dapo.data.images.FolderImages` is the same dataset with a reader that scales them.
         """
         loaders = self.trainer.predict_dataloaders
         for loader in loaders if isinstance(loaders, list | tuple) else [loaders]:

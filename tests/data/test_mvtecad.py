@@ -82,7 +82,7 @@ def test_a_mask_of_another_size_is_refused_naming_both_files(tmp_path, defect_tr
     import pytest
     from PIL import Image
 
-    from anomalib_dapo.data.typed import MaskSizeError
+    from anomalib_dapo.data.dataset_base import MaskSizeError
 
     _bottle(tmp_path, defect_tree)
     mask = tmp_path / "bottle/ground_truth/contamination/000_mask.png"
@@ -95,7 +95,7 @@ def test_a_mask_of_another_size_is_refused_naming_both_files(tmp_path, defect_tr
 def test_a_truncated_mask_is_named(tmp_path, defect_tree):
     import pytest
 
-    from anomalib_dapo.data.typed import ImageReadError
+    from anomalib_dapo.data.images import ImageReadError
 
     _bottle(tmp_path, defect_tree)
     mask = tmp_path / "bottle/ground_truth/broken_large/000_mask.png"
