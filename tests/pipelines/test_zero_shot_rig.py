@@ -12,6 +12,7 @@ from anomalib_dapo.pipelines.zero_shot_rig import (
     VOCABULARY,
     rig_views,
     run_variant,
+    scored_groups,
     type_masks,
     variants,
     write_table,
@@ -48,3 +49,17 @@ def test_each_table_goes_to_a_new_version_with_the_disclaimer(tmp_path):
     assert DISCLAIMER in (first / "table.md").read_text()
     assert (second / "table.csv").read_text().splitlines() == ["model,pixel AUROC", "a,0.5"]
     assert np.array_equal(sorted(p.name for p in tmp_path.iterdir()), ["v1", "v2"])
+
+
+def test_multiads_f_scores_each_product_with_the_kinds_it_can_show_and_every_other_row_with_all_seven():
+    views = make_views(1, seed=0)
+    everyone = scored_groups(views, product_filter=False)
+    assert [(rows.tolist(), vocabulary) for rows, vocabulary in everyone] == [
+        (list(range(len(views.kinds))), VOCABULARY)
+    ]
+    groups = {views.products[rows[0]]: (rows, vocabulary) for rows, vocabulary in scored_groups(views, True)}
+    assert sorted(np.concatenate([rows for rows, _ in groups.values()])) == list(range(len(views.kinds)))
+    for product, (rows, vocabulary) in groups.items():
+        assert {views.products[row] for row in rows} == {product}
+        assert set(vocabulary) == {views.kinds[row] for row in rows} - {"normal"}
+    assert "missing" not in groups["tile"][1] and "missing" in groups["disc"][1]
