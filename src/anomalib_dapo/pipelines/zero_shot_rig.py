@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows, pictured = [], None
     for name, pretrained in runs:
         if name in NOT_RUN:
-            rows.append(result_row(name, SYNTHETIC_TAG, NOT_RUN[name], None))
+            rows.append(result_row(name, "–", NOT_RUN[name], None))
             print(f"{name}: {NOT_RUN[name]}", flush=True)
             continue
         variant = table[name]
