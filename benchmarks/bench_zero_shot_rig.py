@@ -18,7 +18,7 @@ import sys
 from anomalib_dapo.pipelines.zero_shot_rig import main
 
 BESIDE_RANDOM = ["Dapo (paper defaults)", "Dapo, adapters from projection", "MultiAds"]
-SIZE = ["--steps", "100", "--train-per-state", "12", "--test-per-state", "6"]  # about 15 minutes on 2 idle cores
+SIZE = ["--steps", "100", "--train-per-state", "12", "--test-per-state", "6"]  # 629-691 s on 2 cores at a load of 4-6
 
 
 def main_all(argv: list[str]) -> None:
