@@ -1,4 +1,10 @@
-"""Workarounds for anomalib 2.7's CLI (``AnomalibCLI``), applied once ``anomalib.cli.cli`` is imported.
+"""Workarounds for what anomalib 2.7 does not yet offer the plugin, in one place; each with its reason.
+
+They target **anomalib 2.7** (:data:`ANOMALIB_VERSION`). ``tests/test_compat.py`` checks, for each one, that
+anomalib still behaves as described here: a failing test there says a workaround can go.
+
+The CLI (``AnomalibCLI``), applied by the start-up hook once ``anomalib.cli.cli`` is imported
+(:func:`apply_cli_workarounds`):
 
 - **The seed.** anomalib 2.7's CLI declares ``seed_everything`` but never applies it: ``anomalib train --config
   configs/demo.yaml`` with ``seed_everything: 0`` draws other prompt and adapter initialisations and another batch
@@ -18,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from anomalib.cli import AnomalibCLI
+
+ANOMALIB_VERSION = "2.7"
+"""The anomalib version whose limits these workarounds answer."""
 
 SEEDED = "_anomalib_dapo_seeds"
 """Marks the wrapped method, so that it is wrapped once."""
@@ -80,5 +89,6 @@ def apply_cli_workarounds(cli_module: ModuleType) -> None:
             seed_everything(seed, workers=True)
 
     before_instantiate_classes.__doc__ = original.__doc__
+    before_instantiate_classes.__wrapped__ = original  # type: ignore[attr-defined]  # anomalib's own, for tests
     setattr(before_instantiate_classes, SEEDED, True)
     cli_class.before_instantiate_classes = before_instantiate_classes
