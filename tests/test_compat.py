@@ -14,7 +14,8 @@ from tiny import TINY_ARGS
 @pytest.fixture
 def cli_args(tmp_path) -> list[str]:
     """``anomalib fit`` of the tiny Dapo on a folder datamodule (built, never set up)."""
-    data = ["--data", "anomalib.data.Folder", "--data.name", "x", "--data.root", str(tmp_path), "--data.normal_dir", "n"]
+    data = ["--data", "anomalib.data.Folder", "--data.name", "x", "--data.root", str(tmp_path)]
+    data += ["--data.normal_dir", "n"]
     return ["fit", *TINY_ARGS, *data, "--trainer.logger", "false", "--default_root_dir", str(tmp_path)]
 
 
