@@ -3,11 +3,21 @@
 A test failing here means anomalib changed: the workaround it names can go (and the test with it).
 """
 
+import numpy as np
 import pytest
 import torch
+from anomalib import LearningType
 from anomalib.cli import AnomalibCLI
+from anomalib.data import ImageBatch, PredictDataset
+from anomalib.engine import Engine
+from anomalib.metrics import AUROC, Evaluator
+from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from PIL import Image
 
-from anomalib_dapo import compat
+from anomalib_dapo import Dapo, compat
+from anomalib_dapo.data import SyntheticDefects
+from anomalib_dapo.data.typed import FolderImages
 from tiny import TINY_ARGS
 
 
@@ -49,3 +59,46 @@ def test_anomalib_cli_still_buries_a_model_error_in_its_union_report(anomalib_cl
 def test_the_plugin_cli_ends_with_the_model_error(cli_args):
     with pytest.raises(compat.PluginInputError, match=r"^BackboneError: image_size 63 does not fit dapo-tiny"):
         AnomalibCLI([*cli_args, "--model.image_size", "63"], run=False)
+
+
+def test_anomalib_engine_still_trains_only_one_class_models(tmp_path, tiny_kwargs, monkeypatch):
+    """A zero-shot model is only validated by ``Engine.fit``: a model that learns must report ``ONE_CLASS``."""
+    steps = []
+    monkeypatch.setattr(Dapo, "learning_type", property(lambda _: LearningType.ZERO_SHOT))
+    monkeypatch.setattr(Dapo, "training_step", lambda *args, **kwargs: steps.append(args))
+    datamodule = SyntheticDefects(tmp_path / "data", "disc", image_size=64, n_train=2, n_test_good=1)
+    engine = Engine(default_root_dir=tmp_path, accelerator="cpu", logger=False, max_epochs=1)
+    engine.fit(Dapo(**tiny_kwargs), datamodule=datamodule)
+    assert not steps
+    assert compat.learning_type(trained=False, k_shot=0) == LearningType.ONE_CLASS
+
+
+def test_anomalib_engine_still_validates_before_predicting_on_an_image_folder(tmp_path, tiny_kwargs, monkeypatch):
+    """Without the model's empty validation loader, ``Engine.predict(data_path=...)`` fails in that validation."""
+    image = tmp_path / "image.png"
+    Image.new("RGB", (64, 64)).save(image)
+    model = Dapo(**tiny_kwargs)
+    monkeypatch.setattr(Dapo, "learning_type", property(lambda _: LearningType.ZERO_SHOT))
+    monkeypatch.setattr(Dapo, "val_dataloader", LightningModule.val_dataloader)
+    engine = Engine(default_root_dir=tmp_path, accelerator="cpu", logger=False)
+    with pytest.raises(MisconfigurationException, match="val_dataloader"):
+        engine.predict(model, data_path=image)
+
+
+def test_anomalib_batches_still_refuse_the_type_fields_and_its_evaluator_reads_the_batch():
+    with pytest.raises(TypeError, match="pred_type_mask"):
+        ImageBatch(image=torch.rand(1, 3, 8, 8), pred_type_mask=torch.zeros(1, 8, 8, dtype=torch.long))
+    labels = torch.tensor([0, 1])
+    batch = ImageBatch(image=torch.rand(2, 3, 8, 8), gt_label=labels, pred_score=torch.tensor([0.1, 0.9]))
+    outputs = ImageBatch(image=batch.image, gt_label=labels, pred_score=torch.tensor([0.9, 0.1]))
+    evaluator = Evaluator(test_metrics=[AUROC(fields=["pred_score", "gt_label"])])
+    evaluator.on_test_batch_end(None, None, outputs, batch, 0)
+    (metric,) = evaluator.test_metrics
+    assert metric.compute() == 1  # the batch's scores, not the outputs' (0): the batch itself must be typed
+
+
+def test_anomalib_predict_dataset_still_clips_16_bit_images(tmp_path):
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.full((8, 8), 30000, dtype=np.uint16)).save(path)
+    assert PredictDataset(path)[0].image.max() == 1  # 30000 / 65535 clipped to white
+    assert FolderImages(path)[0].image.max() == pytest.approx(30000 / 65535)

@@ -3,6 +3,9 @@
 They target **anomalib 2.7** (:data:`ANOMALIB_VERSION`). ``tests/test_compat.py`` checks, for each one, that
 anomalib still behaves as described here: a failing test there says a workaround can go.
 
+The models (``TypedPromptModule``, the base of ``Dapo`` and ``MultiAds``) use :func:`learning_type`,
+:func:`no_validation_data`, :func:`collate_typed_batches` and :func:`read_predict_folders_with`; each says why.
+
 The CLI (``AnomalibCLI``), applied by the start-up hook once ``anomalib.cli.cli`` is imported
 (:func:`apply_cli_workarounds`):
 
@@ -22,11 +25,68 @@ The CLI (``AnomalibCLI``), applied by the start-up hook once ``anomalib.cli.cli`
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from anomalib import LearningType
+from anomalib.data import AnomalibDataModule, PredictDataset
+
+from anomalib_dapo.data.dataclasses import TypedImageBatch
+
 if TYPE_CHECKING:
     from anomalib.cli import AnomalibCLI
+    from lightning.pytorch import Trainer
 
 ANOMALIB_VERSION = "2.7"
 """The anomalib version whose limits these workarounds answer."""
+
+
+def learning_type(trained: bool, k_shot: int) -> LearningType:
+    """The learning type a model reports: ``ONE_CLASS`` while it trains, else zero-shot (few-shot with ``k_shot``).
+
+    **Training reports ONE_CLASS.** anomalib 2.7's ``Engine.fit`` and ``Engine.train`` run Lightning's ``fit``
+    only for models that are neither zero- nor few-shot (those they merely validate), and ``LearningType`` has no
+    kind for a model that learns from labelled anomalies of other data. So until its prompts and adapters are
+    learned (``trained``: learned weights given), a model of the plugin presents itself as ``ONE_CLASS``.
+    """
+    if not trained:
+        return LearningType.ONE_CLASS
+    return LearningType.FEW_SHOT if k_shot else LearningType.ZERO_SHOT
+
+
+def no_validation_data() -> list:
+    """An empty list of validation loaders: a model's ``val_dataloader`` when it has no data of its own.
+
+    **The empty validation loader.** anomalib 2.7's ``Engine.predict`` validates zero- and few-shot models before
+    predicting, even when it was given an image folder alone, and Lightning refuses a validation without a
+    ``val_dataloader``. With nothing to validate on, the model keeps the calibration loaded with its weights. A
+    datamodule's validation data, whenever given, takes precedence over this.
+    """
+    return []
+
+
+def collate_typed_batches(datamodule: object) -> None:
+    """Make an anomalib datamodule collate into :class:`TypedImageBatch`, unless it has a collate function set.
+
+    **Typed batches.** anomalib 2.7's own datasets collate into ``ImageBatch``, whose fixed fields refuse the
+    defect-type outputs, and its ``Evaluator`` updates the metrics with the batch (not with the step's outputs),
+    which the steps fill in place. So the batch itself must be typed. Lightning's ``on_after_batch_transfer``
+    could convert it, but Lightning warns at every run whose model overrides it beside a datamodule; anomalib's
+    own hook for this is the datamodule's ``external_collate_fn`` (its tiled ensemble sets it the same way).
+    """
+    if isinstance(datamodule, AnomalibDataModule) and datamodule.external_collate_fn is None:
+        datamodule.external_collate_fn = TypedImageBatch.collate
+
+
+def read_predict_folders_with(trainer: "Trainer", dataset_class: type[PredictDataset]) -> None:
+    """Make the ``PredictDataset`` that anomalib's engine built for an image folder read with ``dataset_class``.
+
+    **The image folder's reader.** For ``anomalib predict --data <folder or image>`` anomalib 2.7's engine builds
+    a ``PredictDataset`` itself, with no way to pass another reader, and its reader clips 16-bit images to white.
+    ``dataset_class`` (a subclass that only reads differently) takes its place, on the same object.
+    """
+    loaders = trainer.predict_dataloaders
+    for loader in loaders if isinstance(loaders, list | tuple) else [loaders]:
+        if type(getattr(loader, "dataset", None)) is PredictDataset:
+            loader.dataset.__class__ = dataset_class
+
 
 SEEDED = "_anomalib_dapo_seeds"
 """Marks the wrapped method, so that it is wrapped once."""

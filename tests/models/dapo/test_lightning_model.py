@@ -96,6 +96,28 @@ def test_vocabulary_resolution_without_a_datamodule(tiny_kwargs):
     assert Dapo(defect_types=["Scratch", " dent "], **tiny_kwargs).resolve_vocabulary("test") == ("scratch", "dent")
 
 
+@pytest.mark.parametrize("call", ["model(images)", "model.model(images)"])
+def test_a_vocabulary_given_at_construction_scores_without_a_trainer(call, tiny_kwargs, tiny_checkpoint):
+    model = Dapo(weights=str(tiny_checkpoint), defect_types=["scratch", "dent"], **tiny_kwargs).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        outputs = model(images) if call == "model(images)" else model.model(images)
+    assert outputs.pred_score.shape == (2,)
+    assert outputs.anomaly_map.shape == (2, 1, 64, 64)
+    assert outputs.pred_type_map.shape == (2, 3, 64, 64)  # normal, scratch, dent
+    assert outputs.pred_type_mask.shape == (2, 64, 64)
+    assert outputs.pred_type_probs.shape == (2, 2)
+    assert model.model.vocabulary == model.vocabulary.defect_types == ("scratch", "dent")
+
+
+def test_without_a_vocabulary_the_generic_state_is_scored_without_a_trainer(tiny_kwargs):
+    model = Dapo(**tiny_kwargs).eval()
+    with torch.no_grad():
+        outputs = model.model(torch.rand(1, 3, 64, 64))
+    assert outputs.pred_type_map.shape[1] == 2  # normal, anomaly
+    assert model.model.vocabulary == ("anomaly",)
+
+
 def test_learning_type_follows_the_weights(tmp_path, tiny_kwargs):
     from anomalib import LearningType
 
