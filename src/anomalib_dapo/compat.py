@@ -4,7 +4,8 @@ They target **anomalib 2.7** (:data:`ANOMALIB_VERSION`). ``tests/test_compat.py`
 anomalib still behaves as described here: a failing test there says a workaround can go.
 
 The models (``TypedPromptModule``, the base of ``Dapo`` and ``MultiAds``) use :func:`learning_type`,
-:func:`no_validation_data`, :func:`collate_typed_batches` and :func:`read_predict_folders_with`; each says why.
+:func:`no_validation_data`, :func:`collate_typed_batches`, :func:`read_predict_folders_with` and
+:func:`needs_calibration` with :func:`calibrate`; each says why.
 
 The CLI (``AnomalibCLI``), applied by the start-up hook once ``anomalib.cli.cli`` is imported
 (:func:`apply_cli_workarounds`):
@@ -25,13 +26,16 @@ The CLI (``AnomalibCLI``), applied by the start-up hook once ``anomalib.cli.cli`
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import torch
 from anomalib import LearningType
 from anomalib.data import AnomalibDataModule, PredictDataset
+from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 
 if TYPE_CHECKING:
     from anomalib.cli import AnomalibCLI
+    from anomalib.models import AnomalibModule
     from lightning.pytorch import Trainer
 
 ANOMALIB_VERSION = "2.7"
@@ -86,6 +90,44 @@ def read_predict_folders_with(trainer: "Trainer", dataset_class: type[PredictDat
     for loader in loaders if isinstance(loaders, list | tuple) else [loaders]:
         if type(getattr(loader, "dataset", None)) is PredictDataset:
             loader.dataset.__class__ = dataset_class
+
+
+def needs_calibration(model: "AnomalibModule") -> bool:
+    """Whether Lightning restored a checkpoint for this run on a datamodule with validation data.
+
+    **Calibration after** ``--ckpt_path``. anomalib 2.7's ``Engine.test`` and ``Engine.predict`` validate zero-
+    and few-shot models first, which computes thresholds and normalisation on the target's validation data, but
+    only when no checkpoint path is given (``Engine._should_run_validation``): it assumes a checkpoint holds the
+    calibration of the data it is used on. A checkpoint of the plugin's models holds the calibration of its
+    *training* run's data, so ``--ckpt_path W`` would score a new target with the source's thresholds while
+    ``--model.weights W`` recalibrates on the target. :func:`calibrate` runs the validation pass anomalib
+    skipped, so both give the same zero-shot result.
+    """
+    datamodule = model.trainer.datamodule
+    return (
+        model.trainer.ckpt_path is not None
+        and model.post_processor is not None
+        and isinstance(datamodule, AnomalibDataModule)
+        and getattr(datamodule, "val_data", None) is not None  # set up unless val_split_mode is none
+    )
+
+
+def calibrate(model: "AnomalibModule") -> None:
+    """Recompute thresholds and normalisation on the datamodule's validation data, as anomalib's validation does.
+
+    The batches go through the same hooks as in ``Trainer.validate``: the pre-processor's transform,
+    ``validation_step``, and the post-processor's batch and epoch ends.
+    """
+    trainer = model.trainer
+    pre_processor, post_processor = model.pre_processor, model.post_processor
+    with torch.no_grad():
+        for index, batch in enumerate(trainer.datamodule.val_dataloader()):
+            batch = move_data_to_device(batch, model.device)
+            if pre_processor is not None:
+                pre_processor.on_validation_batch_start(trainer, model, batch, index)
+            outputs = model.validation_step(batch, index)
+            post_processor.on_validation_batch_end(trainer, model, outputs, batch, index)
+    post_processor.on_validation_epoch_end(trainer, model)
 
 
 SEEDED = "_anomalib_dapo_seeds"

@@ -33,7 +33,6 @@ from anomalib_dapo.metrics import (
 from anomalib_dapo.metrics.evaluator import DapoEvaluator
 from anomalib_dapo.metrics.type_results import TypeResultsWriter
 from anomalib_dapo.models.components import vocabulary as vocabulary_matching
-from anomalib_dapo.models.components.calibration import calibrate, needs_calibration
 from anomalib_dapo.models.components.export import TypedExport
 from anomalib_dapo.models.components.few_shot import reference_images
 from anomalib_dapo.models.components.runs import prepare_run
@@ -273,8 +272,8 @@ class TypedPromptModule(TypedExport):
     def on_test_epoch_start(self) -> None:
         """Build the few-shot references from the current weights; calibrate on the target after ``--ckpt_path``."""
         self.collect_references()
-        if needs_calibration(self):
-            calibrate(self)
+        if compat.needs_calibration(self):
+            compat.calibrate(self)
 
     def on_predict_start(self) -> None:
         """Read the image folder of ``anomalib predict --data <folder>`` with the plugin's reader.
@@ -287,8 +286,8 @@ class TypedPromptModule(TypedExport):
     def on_predict_epoch_start(self) -> None:
         """Build the few-shot references from the current weights; calibrate on the target after ``--ckpt_path``."""
         self.collect_references()
-        if needs_calibration(self):
-            calibrate(self)
+        if compat.needs_calibration(self):
+            compat.calibrate(self)
 
     # ------------------------------------------------------------------ few-shot references
 
