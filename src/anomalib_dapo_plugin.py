@@ -7,7 +7,7 @@ finds models among ``AnomalibModule``'s subclasses (``get_model``, and its CLI t
 finder imports :mod:`anomalib_dapo.models` right after ``anomalib.models`` has been executed: by then the
 ``anomalib`` console script, ``import anomalib.models`` and ``get_model`` see ``Dapo`` and ``MultiAds``. After
 ``anomalib.cli.cli`` it applies the workarounds for anomalib 2.7's CLI: the config's seed, and the plugin's errors
-in the last lines (see :mod:`anomalib_dapo._anomalib_cli`). After ``anomalib.cli.pipelines`` it makes ``anomalib
+in the last lines (see :mod:`anomalib_dapo.compat`). After ``anomalib.cli.pipelines`` it makes ``anomalib
 benchmark`` run the plugin's benchmark, which writes every job's row and exits non-zero when a job failed (see
 :mod:`anomalib_dapo.compat`).
 """
@@ -16,7 +16,7 @@ import sys
 
 HOOKS = {
     "anomalib.models": ("anomalib_dapo.models", None),
-    "anomalib.cli.cli": ("anomalib_dapo._anomalib_cli", "apply_cli_workarounds"),
+    "anomalib.cli.cli": ("anomalib_dapo.compat", "apply_cli_workarounds"),
     "anomalib.cli.pipelines": ("anomalib_dapo.compat", "register_benchmark_command"),
 }
 """For each anomalib module: the plugin module to import right after it, and a function of it to call on it."""

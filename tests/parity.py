@@ -38,7 +38,7 @@ def write_assets(root: Path, model_class: type, kwargs: dict) -> dict[str, Path]
 
 def reference(model: torch.nn.Module, images: torch.Tensor) -> dict[str, np.ndarray]:
     """The PyTorch outputs (``forward``, what exports run) for the vocabulary the model would be exported with."""
-    model.use_vocabulary(model.resolve_vocabulary("predict"))
+    model.apply_vocabulary(model.stage_vocabulary("predict"))
     model.eval()
     with torch.no_grad():
         # unchecked: images resized as the Engine does may overshoot [0, 1] a little, as they do there

@@ -109,6 +109,22 @@ def test_fit_test_predict_through_the_console_script(data):
 
 
 @pytest.mark.slow
+def test_predict_one_image_file_with_named_defect_types(tmp_path, tiny_checkpoint):
+    """README, "From one image to score, map and defect types" (on the command line), with the tiny backbone."""
+    from PIL import Image
+
+    Image.new("RGB", (96, 80), (120, 90, 60)).save(tmp_path / "part.png")
+    output = anomalib(
+        "predict", *MODEL, "--model.weights", str(tiny_checkpoint), "--model.defect_types", "[scratch, dent]",
+        "--data", str(tmp_path / "part.png"), "--trainer.accelerator", "cpu", "--default_root_dir", str(tmp_path),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "Dapo scores 2 defect types: scratch, dent" in output
+    (picture,) = (tmp_path / "Dapo").rglob("part.png")
+    assert Image.open(picture).width > 96  # anomalib's panels, the type panels and their legend
+
+
+@pytest.mark.slow
 def test_a_seed_in_the_config_makes_training_reproducible(data):
     """anomalib 2.7's CLI ignores ``seed_everything``; the plugin applies it: two runs learn bit-identical tensors."""
     import torch

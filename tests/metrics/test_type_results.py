@@ -102,7 +102,7 @@ def test_a_test_run_writes_the_results_into_its_versioned_folder(tmp_path, tiny_
     assert folder == Path(engine.trainer.default_root_dir) / "type_results" / "v1"
     assert {path.name for path in folder.iterdir()} == FILES
     counts = pd.read_csv(folder / "confusion_counts.csv", index_col=0)
-    assert list(counts.index) == list(model.eval_vocabulary)
+    assert list(counts.index) == list(model.vocabulary.defect_types)
     defect_pixels = sum(int((item.gt_type_mask > 0).sum()) for item in datamodule.test_data)
     assert counts.to_numpy().sum() == defect_pixels > 0  # every ground-truth defect pixel, once
     engine.test(model, datamodule=datamodule)  # a second run keeps the first's

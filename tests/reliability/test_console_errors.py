@@ -1,7 +1,7 @@
 """Mistakes end the stock console script's output with the plugin's own message, on its last line.
 
 Both those found at setup and those found while jsonargparse builds the model, which it would otherwise bury in
-its "Does not validate against any of the Union subtypes" report (see ``anomalib_dapo._anomalib_cli``).
+its "Does not validate against any of the Union subtypes" report (see ``anomalib_dapo.compat``).
 """
 
 import os

@@ -37,7 +37,6 @@ from .multi_type import (
 
 if TYPE_CHECKING:
     from anomalib.data import Batch
-    from anomalib.models.components import AnomalibModule
 
 logger = logging.getLogger(__name__)
 
@@ -186,21 +185,30 @@ class TypeResultsWriter(Callback):
 
     The confusion matrix (:class:`~anomalib_dapo.metrics.TypeConfusionMatrix`, sum-reduced under DDP) is
     updated with each test batch that has ``gt_type_mask``; at the end of the test epoch it is computed on every
-    process and rank 0 writes the results with the per-type scores of the model's evaluator into a new
+    process and rank 0 writes the results with the per-type scores of the type metrics into a new
     ``<default_root_dir>/type_results/v<N>`` (nothing earlier is overwritten). ``results`` keeps them.
 
-    The model gives the K defect types of the test with :meth:`use_vocabulary` when it picks them.
+    The model gives the K defect types of the test and their type metrics (which its evaluator updates) with
+    :meth:`use_vocabulary` when it picks them.
     """
 
     def __init__(self) -> None:
         self.states: tuple[str, ...] = (NORMAL,)
+        self.metrics: tuple[Metric, ...] = ()
         self.confusion: TypeConfusionMatrix | None = None
         self.results: TypeResults | None = None
         self.written: Path | None = None
 
-    def use_vocabulary(self, defect_types: Sequence[str]) -> None:
-        """Score the states ``normal``, then ``defect_types``, in the model's order."""
+    def use_vocabulary(self, defect_types: Sequence[str], metrics: Sequence[Metric] = ()) -> None:
+        """Score the states ``normal``, then ``defect_types``, in the model's order.
+
+        Args:
+            defect_types: The K defect types of the test.
+            metrics: The type metrics of these states, whose per-type scores the results hold. Defaults to ``()``.
+
+        """
         self.states = (NORMAL, *defect_types)
+        self.metrics = tuple(metrics)
 
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start counting for the vocabulary of this test."""
@@ -222,13 +230,13 @@ class TypeResultsWriter(Callback):
         if self.confusion is not None:
             self.confusion.update(outputs)
 
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: "AnomalibModule") -> None:
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Compute on every process; rank 0 writes the CSVs and pictures."""
+        del pl_module
         if self.confusion is None or not self.confusion.update_called:  # the data has no type masks
             return
         confusion = self.confusion.compute()
-        evaluator = pl_module.evaluator
-        metrics = [m for m in (evaluator.test_metrics if evaluator is not None else []) if type(m) in COLUMNS]
+        metrics = [metric for metric in self.metrics if type(metric) in COLUMNS]
         for metric in metrics:
             metric.compute()  # sets per_class_scores; torchmetrics caches it for the logger
         self.results = type_results(metrics, confusion, self.states)

@@ -146,7 +146,7 @@ def evaluate_category(model: Dapo, datamodule: AnomalibDataModule, accelerator: 
         (logged,) = engine.test(model, datamodule=datamodule, verbose=False)
     metrics = {key: float(logged[name]) for name, key in LOGGED.items() if name in logged}
     evaluated = [metric for metric in model.evaluator.test_metrics if metric.name in _PER_STATE]
-    states = (NORMAL, *model.eval_vocabulary)
+    states = (NORMAL, *model.vocabulary.defect_types)
     scores = per_type_scores(evaluated, states) if evaluated else {}
     per_state = {state: {LOGGED[name]: value for name, value in row.items()} for state, row in scores.items()}
     return CategoryResult(metrics=metrics, per_state=per_state, types=model.type_results.results)

@@ -31,8 +31,8 @@ class TypeVisualizer(ImageVisualizer):
     earlier picture is overwritten (unless ``output_dir`` is given: then there, as anomalib does).
 
     Args:
-        vocabulary: Type names (type ``k`` is ``vocabulary[k - 1]``) for pictures made outside a run; at test
-            and predict time the model's vocabulary (``pl_module.model.vocabulary``) replaces it.
+        vocabulary: Type names (type ``k`` is ``vocabulary[k - 1]``). The plugin's models set it to the
+            vocabulary of each stage. Defaults to ``()``.
         type_alpha: Opacity of the type colours over the image.
         **kwargs: :class:`~anomalib.visualization.ImageVisualizer`'s arguments.
 
@@ -95,9 +95,7 @@ class TypeVisualizer(ImageVisualizer):
         dataloader_idx: int = 0,
     ) -> None:
         """Save the picture of every item of the batch; ``on_predict_batch_end`` lands here too."""
-        del batch, batch_idx, dataloader_idx
-        if vocabulary := getattr(getattr(pl_module, "model", None), "vocabulary", None):
-            self.vocabulary = tuple(vocabulary)
+        del pl_module, batch, batch_idx, dataloader_idx
         if self.output_dir is None:
             self.output_dir = Path(trainer.default_root_dir) / "images"
         datamodule = getattr(trainer, "datamodule", None)

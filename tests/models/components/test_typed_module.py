@@ -7,10 +7,12 @@ import torch
 from anomalib import LearningType
 from anomalib.data import ImageBatch
 from anomalib.engine import Engine
+from anomalib.metrics import AUROC, Evaluator
 from lightning.pytorch import Trainer
 
 from anomalib_dapo import Dapo, MultiAds
 from anomalib_dapo.data import CrossDataset, SyntheticDefects, TypedImageBatch, generate_synthetic_dataset
+from anomalib_dapo.metrics import TypeAUROC
 
 
 def test_learning_type_follows_weights_and_k_shot(tiny_kwargs):
@@ -80,3 +82,25 @@ def test_each_vocabulary_is_announced_once(tmp_path, tiny_kwargs, caplog):
         engine.fit(Dapo(**tiny_kwargs), datamodule=datamodule)
     announced = [record.getMessage() for record in caplog.records if "defect types" in record.getMessage()]
     assert len(announced) == len(set(announced)) == 1, announced  # disc shows every type: one vocabulary
+
+
+def test_a_users_evaluator_keeps_its_metrics_beside_the_type_metrics(tmp_path, tiny_kwargs, tiny_checkpoint):
+    """Each setup adds the type metrics of its vocabulary; it replaces only those it added itself."""
+    mine = [AUROC(fields=["pred_score", "gt_label"], prefix="mine_"), TypeAUROC(num_classes=5, prefix="mine_")]
+    evaluator = Evaluator(test_metrics=mine)
+    model = Dapo(weights=str(tiny_checkpoint), evaluator=evaluator, **tiny_kwargs)
+    datamodule = SyntheticDefects(tmp_path / "data", "disc", image_size=64, n_train=2, n_test_good=2)
+    engine = Engine(default_root_dir=tmp_path / "results", accelerator="cpu", logger=False, enable_progress_bar=False)
+    for _ in range(2):  # a second run does not add the type metrics twice
+        metrics = engine.test(model, datamodule=datamodule)[0]
+        assert model.evaluator is evaluator
+        assert list(evaluator.test_metrics)[:2] == mine
+        assert [metric.name for metric in evaluator.test_metrics][2:] == [
+            "pixel_TypeAUROC",
+            "pixel_TypeAveragePrecision",
+            "pixel_TypeF1Score",
+            "image_MultiLabelPrecision",
+            "image_MultiLabelRecall",
+            "image_MultiLabelF1",
+        ]
+    assert {"mine_AUROC", "mine_TypeAUROC", "pixel_TypeAUROC"} <= metrics.keys()

@@ -96,6 +96,48 @@ def test_vocabulary_resolution_without_a_datamodule(tiny_kwargs):
     assert Dapo(defect_types=["Scratch", " dent "], **tiny_kwargs).resolve_vocabulary("test") == ("scratch", "dent")
 
 
+@pytest.mark.parametrize("call", ["model(images)", "model.model(images)"])
+def test_a_vocabulary_given_at_construction_scores_without_a_trainer(call, tiny_kwargs, tiny_checkpoint):
+    model = Dapo(weights=str(tiny_checkpoint), defect_types=["scratch", "dent"], **tiny_kwargs).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        outputs = model(images) if call == "model(images)" else model.model(images)
+    assert outputs.pred_score.shape == (2,)
+    assert outputs.anomaly_map.shape == (2, 1, 64, 64)
+    assert outputs.pred_type_map.shape == (2, 3, 64, 64)  # normal, scratch, dent
+    assert outputs.pred_type_mask.shape == (2, 64, 64)
+    assert outputs.pred_type_probs.shape == (2, 2)
+    assert model.model.vocabulary == model.vocabulary.defect_types == ("scratch", "dent")
+
+
+def test_the_readmes_path_from_one_image_file_to_score_map_and_type_names(tmp_path, tiny_kwargs, tiny_checkpoint):
+    """README, "From one image to score, map and defect types" (in Python), with the tiny backbone."""
+    from anomalib.data.utils import read_image
+    from PIL import Image
+
+    Image.new("RGB", (96, 80), (120, 90, 60)).save(tmp_path / "part.png")
+    model = Dapo(weights=str(tiny_checkpoint), defect_types=["scratch", "dent", "rust"], **tiny_kwargs).eval()
+    image = read_image(tmp_path / "part.png", as_tensor=True)
+    with torch.no_grad():
+        result = model(image.unsqueeze(0))
+    names = ("normal", *model.vocabulary.defect_types)
+    assert 0 <= result.pred_score.item() <= 1
+    assert result.pred_label.dtype == torch.bool
+    assert result.anomaly_map[0, 0].shape == (64, 64)  # the model's resolution
+    types = result.pred_type_mask[0]
+    pixels = {names[k]: (types == k).sum().item() for k in types.unique().tolist()}
+    assert set(pixels) <= {"normal", "scratch", "dent", "rust"}
+    assert sum(pixels.values()) == 64 * 64
+
+
+def test_without_a_vocabulary_the_generic_state_is_scored_without_a_trainer(tiny_kwargs):
+    model = Dapo(**tiny_kwargs).eval()
+    with torch.no_grad():
+        outputs = model.model(torch.rand(1, 3, 64, 64))
+    assert outputs.pred_type_map.shape[1] == 2  # normal, anomaly
+    assert model.model.vocabulary == ("anomaly",)
+
+
 def test_learning_type_follows_the_weights(tmp_path, tiny_kwargs):
     from anomalib import LearningType
 

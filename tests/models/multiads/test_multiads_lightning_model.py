@@ -30,6 +30,30 @@ def test_anomalib_finds_multiads_by_name_and_by_class_path(multiads_kwargs):
     assert isinstance(get_model({"class_path": "MultiAds", "init_args": multiads_kwargs}), MultiAds)  # as in configs
 
 
+@pytest.mark.parametrize("call", ["model(images)", "model.model(images)"])
+def test_a_vocabulary_given_at_construction_scores_without_a_trainer(call, tmp_path, multiads_kwargs):
+    weights = tmp_path / "learned.ckpt"
+    _save(MultiAds(**multiads_kwargs), weights)
+    model = MultiAds(weights=str(weights), defect_types=["scratch", "dent"], **multiads_kwargs).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        outputs = model(images) if call == "model(images)" else model.model(images)
+    assert outputs.pred_score.shape == (2,)
+    assert outputs.anomaly_map.shape == (2, 1, 64, 64)
+    assert outputs.pred_type_map.shape == (2, 3, 64, 64)
+    assert outputs.pred_type_probs.shape == (2, 2)
+    assert model.model.vocabulary == ("scratch", "dent")
+    assert model.model.class_names == ("object",)  # no class_name, no datamodule
+
+
+def test_without_a_vocabulary_the_generic_state_of_the_named_product(multiads_kwargs):
+    model = MultiAds(class_name="bottle", **multiads_kwargs).eval()
+    with torch.no_grad():
+        outputs = model.model(torch.rand(1, 3, 64, 64))
+    assert outputs.pred_type_map.shape[1] == 2
+    assert (model.model.vocabulary, model.model.class_names) == (("anomaly",), ("bottle",))
+
+
 def test_checkpoint_holds_the_adapters_only_and_loads_back(tmp_path, multiads_kwargs):
     model = MultiAds(**multiads_kwargs)
     with torch.no_grad():

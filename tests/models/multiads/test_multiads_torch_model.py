@@ -3,7 +3,8 @@ import logging
 import pytest
 import torch
 
-from anomalib_dapo import Dapo, MultiAds
+from anomalib_dapo import MultiAds
+from anomalib_dapo.models.components.vocabulary import StageVocabulary
 from anomalib_dapo.models.dapo.loss import dice_loss, focal_loss
 from anomalib_dapo.models.multiads.loss import multiads_loss
 from anomalib_dapo.models.multiads.prompts import state_prompts
@@ -31,6 +32,7 @@ def test_only_the_adapters_learn_and_the_text_encoder_runs_once_per_vocabulary(m
         "adapters.bias",
     ]
     model.use_vocabulary(("scratch",))
+    calls = model.model.text_encoder_calls  # with the construction's generic state
     model.model.train()
     outputs = model.model(torch.randn(2, 3, 64, 64))
     assert outputs.stage_probs.shape == (2, 2, 2, 8, 8)  # B, M, K + 1, h, w
@@ -38,17 +40,15 @@ def test_only_the_adapters_learn_and_the_text_encoder_runs_once_per_vocabulary(m
     assert model.model.adapters.weight.grad.abs().sum() > 0
     for _ in range(3):
         model.use_vocabulary(("scratch",))
-    assert model.model.text_encoder_calls == 1
-    model.class_names = ("disc",)  # another product is another set of prompts
-    model.use_vocabulary(("scratch",))
-    assert model.model.text_encoder_calls == 2
+    assert model.model.text_encoder_calls == calls
+    model.use_vocabulary(("scratch",), products=("disc",))  # another product is another set of prompts
+    assert model.model.text_encoder_calls == calls + 1
 
 
 def test_each_image_is_scored_against_its_own_products_states(multiads_kwargs):
     """Training batches mix products: the prompts of image ``b`` name product ``products[b]``."""
     model = MultiAds(**multiads_kwargs)
-    model.class_names = ("disc", "grid")
-    model.use_vocabulary(("scratch", "hole"))
+    model.use_vocabulary(("scratch", "hole"), products=("disc", "grid"))
     assert model.model.states.shape[:2] == (2, 3)
     assert not torch.allclose(model.model.states[0], model.model.states[1])
     images = torch.randn(2, 3, 64, 64)
@@ -80,7 +80,9 @@ def test_states_at_the_needed_length_equal_open_clips_full_context(multiads_kwar
     model = MultiAds(**multiads_kwargs)
     model.use_vocabulary(("scratch", "hole"))
     net = model.model
-    ensembles = state_prompts(("scratch", "hole"), Dapo.defect_words(("scratch", "hole")), net.class_names[0])
+    ensembles = state_prompts(
+        ("scratch", "hole"), StageVocabulary(("scratch", "hole")).defect_words, net.class_names[0]
+    )
     with torch.no_grad():
         expected = torch.stack(
             [net.clip.encode_text(net.tokenizer(group), normalize=True).mean(dim=0) for group in ensembles]

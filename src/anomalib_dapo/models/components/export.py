@@ -165,11 +165,12 @@ class TypedExport:
     """Export methods of the plugin's anomalib models (a base of ``TypedPromptModule``).
 
     The host builds ``self.model`` (a :class:`TextSided` torch model), ``self.learned`` and ``self.image_size``,
-    defines ``resolve_vocabulary``, ``use_vocabulary`` and ``collect_references``, calls :meth:`set_export_options` in
+    defines ``stage_vocabulary``, ``apply_vocabulary`` and ``collect_references``, calls :meth:`set_export_options` in
     its ``__init__`` and calls :meth:`mark_learned` when learned weights are loaded.
     """
 
     model: Any
+    vocabulary: Any
     learned: Any
     image_size: int
     type_outputs: bool = True
@@ -217,7 +218,7 @@ class TypedExport:
         """What an export records: model, vocabulary (type channel ``k`` = ``defect_types[k - 1]``), backbone, size."""
         return {
             "model": type(self).__name__,
-            "defect_types": list(self.model.vocabulary),
+            "defect_types": list(self.vocabulary.defect_types),
             "backbone": self.learned.backbone,
             "image_size": self.image_size,
             "type_outputs": self.type_outputs,
@@ -244,7 +245,7 @@ class TypedExport:
         constant tensor: exporting again is how the vocabulary changes.
         """
         self.check_exportable()
-        self.use_vocabulary(self.resolve_vocabulary("predict"))  # type: ignore[attr-defined]
+        self.apply_vocabulary(self.stage_vocabulary("predict"))  # type: ignore[attr-defined]
         self.eval()  # type: ignore[attr-defined]
         self.collect_references()  # type: ignore[attr-defined]  # few-shot: the references become constants too
         parameters = list(self.parameters())  # type: ignore[attr-defined]

@@ -11,15 +11,14 @@ from typing import Any
 
 import torch
 from anomalib import LearningType
-from anomalib.data import AnomalibDataModule, Batch, PredictDataset
+from anomalib.data import AnomalibDataModule, Batch
 from anomalib.metrics import AUPR, AUPRO, AUROC, AnomalibMetric, F1Max
 from anomalib.pre_processing import PreProcessor
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
-from torch.nn import ModuleList
 from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Resize
 
-from anomalib_dapo import knowledge
+from anomalib_dapo import compat, knowledge
 from anomalib_dapo._logging import single_console_handler
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.images import FolderImages
@@ -34,10 +33,10 @@ from anomalib_dapo.metrics import (
 from anomalib_dapo.metrics.evaluator import DapoEvaluator
 from anomalib_dapo.metrics.type_results import TypeResultsWriter
 from anomalib_dapo.models.components import vocabulary as vocabulary_matching
-from anomalib_dapo.models.components.calibration import calibrate, needs_calibration
 from anomalib_dapo.models.components.export import TypedExport
 from anomalib_dapo.models.components.few_shot import reference_images
 from anomalib_dapo.models.components.runs import prepare_run
+from anomalib_dapo.models.components.vocabulary import GENERIC_STATE, StageVocabulary
 from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
 from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
 from anomalib_dapo.visualization import TypeVisualizer
@@ -46,8 +45,6 @@ logger = logging.getLogger(__name__)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-GENERIC_STATE = "anomaly"
-"""The vocabulary when no defect type is known: one abnormal state with no defect words."""
 REFERENCE_BATCH = 8
 """Reference images encoded per pass when the few-shot memory is built."""
 
@@ -58,8 +55,12 @@ class TypedPromptModule(TypedExport):
     (anomalib finds its models among ``AnomalibModule``'s direct subclasses.) The subclass builds ``self.model``
     (a torch model with ``set_vocabulary``, ``encode_image``, ``compute`` and a ``references`` memory) and
     ``self.learned`` (its :class:`~anomalib_dapo.models.dapo.checkpoint.LearnedWeights`), calls
-    :meth:`set_options` and :meth:`set_export_options` in its ``__init__``, and defines ``use_vocabulary`` and
-    ``training_loss``.
+    :meth:`set_options` and :meth:`set_export_options` in its ``__init__`` and :meth:`apply_vocabulary` once its
+    torch model is built, and defines ``encode_vocabulary`` and ``training_loss``.
+
+    The vocabulary is resolved once per stage (:meth:`stage_vocabulary`) into a :class:`StageVocabulary` that
+    is passed to the torch model, the type metrics, the visualizer, the type-results writer and the export;
+    ``vocabulary`` holds the one scored at evaluation, ``training_vocabulary`` the one trained on.
     """
 
     image_size: int
@@ -67,13 +68,16 @@ class TypedPromptModule(TypedExport):
     def __init__(self, *args, **kwargs) -> None:
         single_console_handler()  # before anomalib's first log line of the model
         super().__init__(*args, **kwargs)
-        self.announced: set[tuple[str, ...]] = set()
+        self.announced: set[StageVocabulary] = set()
+        self.vocabulary = StageVocabulary.generic()
+        self.training_vocabulary: StageVocabulary | None = None
+        self.added_type_metrics: list[AnomalibMetric] = []
 
-    def announce(self, key: tuple[str, ...], message: str, *args: object) -> None:
-        """Log ``message`` the first time ``key`` (a vocabulary) is used: training and validation alternate two."""
-        if key not in self.announced:
-            self.announced.add(key)
-            logger.info(message, *args)
+    def announce(self, vocabulary: StageVocabulary) -> None:
+        """Say what is scored the first time ``vocabulary`` is used: training and validation alternate two."""
+        if vocabulary not in self.announced:
+            self.announced.add(vocabulary)
+            logger.info(vocabulary.describe(type(self).__name__))
 
     def set_options(
         self,
@@ -93,7 +97,7 @@ class TypedPromptModule(TypedExport):
             msg = f"k_shot must be 0 (zero-shot) or a number of normal reference images, got {k_shot}."
             raise ValueError(msg)
         self.weights = weights
-        self.user_defect_types = knowledge.validate_defect_list(defect_types) if defect_types is not None else None
+        self.defect_types = knowledge.validate_defect_list(defect_types) if defect_types is not None else None
         self.product_filter = product_filter
         self.object_agnostic = object_agnostic
         self.k_shot = k_shot
@@ -122,6 +126,10 @@ class TypedPromptModule(TypedExport):
     def _datamodule(self) -> AnomalibDataModule | None:
         return getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
 
+    def stage_vocabulary(self, stage: str | None = None) -> StageVocabulary:
+        """The vocabulary of ``stage`` (``None``: outside a run); the products are the model's own (MultiAds)."""
+        return StageVocabulary(self.resolve_vocabulary(stage))
+
     def resolve_vocabulary(self, stage: str | None = None) -> tuple[str, ...]:
         """The defect types to score: the user's, else the datamodule's, else the knowledge base's, else generic.
 
@@ -131,8 +139,8 @@ class TypedPromptModule(TypedExport):
         """
         if self.object_agnostic:
             return (GENERIC_STATE,)
-        if self.user_defect_types is not None and stage != "fit":
-            return self.user_defect_types
+        if self.defect_types is not None and stage != "fit":
+            return self.defect_types
         datamodule = self._datamodule()
         if stage == "fit":
             types = getattr(datamodule, "train_defect_types", None) or getattr(datamodule, "defect_types", None)
@@ -155,7 +163,7 @@ class TypedPromptModule(TypedExport):
             logger.info("No defect vocabulary known for %s; scoring the generic anomaly state.", datamodule.name)
             return (GENERIC_STATE,)
 
-    def match_data_types(self) -> bool:
+    def match_data_types(self, vocabulary: Sequence[str]) -> bool:
         """Map the data's ground-truth type ids to the scored vocabulary by name; ``False`` if the data has none.
 
         A typed datamodule's masks index its ``defect_types``; anomalib's ``MVTecAD`` and ``MPDD`` give each image's
@@ -163,7 +171,7 @@ class TypedPromptModule(TypedExport):
         vocabulary lacks a type of the data. Other datamodules give no types: said once, with what gives them.
         """
         self.type_ids, self.image_type_ids = None, None
-        vocabulary = self.eval_vocabulary
+        vocabulary = tuple(vocabulary)
         datamodule = self._datamodule()
         if self.object_agnostic:  # every defect pixel is the one generic state: binary masks will do
             return True
@@ -201,59 +209,85 @@ class TypedPromptModule(TypedExport):
             return batch.gt_mask.long()
         return batch.gt_type_mask
 
-    @staticmethod
-    def defect_words(defect_types: Sequence[str]) -> list[str]:
-        """Prompt words of each defect type; the generic state has none."""
-        return ["" if name == GENERIC_STATE else knowledge.prompt_words(name) for name in defect_types]
+    def encode_vocabulary(self, vocabulary: StageVocabulary) -> None:
+        """Make the torch model score ``vocabulary`` from now on (its text features are encoded once)."""
+        raise NotImplementedError
+
+    def apply_vocabulary(self, vocabulary: StageVocabulary) -> None:
+        """Score ``vocabulary`` at evaluation: the torch model, the visualizer and the export use it."""
+        self.vocabulary = vocabulary
+        self.encode_vocabulary(vocabulary)
+        if isinstance(self.visualizer, TypeVisualizer):
+            self.visualizer.vocabulary = vocabulary.defect_types
+
+    def use_vocabulary(self, defect_types: Sequence[str], products: Sequence[str] | None = None) -> None:
+        """Score ``defect_types`` (of ``products``, MultiAds) from now on, outside a run (a run resolves its own).
+
+        Args:
+            defect_types: The defect types to score.
+            products: The products the prompts name. Defaults to ``None``: the model's own (MultiAds: its
+                ``class_name``, else "object").
+
+        """
+        products = self.stage_vocabulary().products if products is None else products
+        self.apply_vocabulary(StageVocabulary(tuple(defect_types), tuple(products)))
+
+    def use_type_metrics(self, metrics: list[AnomalibMetric]) -> None:
+        """Put ``metrics`` among the evaluator's test metrics in place of those of the previous stage.
+
+        Every other metric of the evaluator (its defaults, or those of an evaluator the user gave) is kept.
+        """
+        if self.evaluator is None:
+            return
+        test_metrics = self.evaluator.test_metrics
+        for index in reversed(range(len(test_metrics))):
+            if any(test_metrics[index] is added for added in self.added_type_metrics):
+                del test_metrics[index]
+        test_metrics.extend(metrics)
+        self.added_type_metrics = list(metrics)
 
     def setup(self, stage: str) -> None:
-        """Pick the vocabulary for the stage, size the type metrics for it, and collate typed batches."""
-        self.train_vocabulary = self.resolve_vocabulary("fit") if stage == "fit" else ()
-        self.eval_vocabulary = self.resolve_vocabulary("test" if stage == "fit" else stage)
-        typed = self.match_data_types()
-        self.use_vocabulary(self.eval_vocabulary)
-        if self.evaluator is not None:
-            binary = [metric for metric in self.evaluator.test_metrics if not isinstance(metric, _TYPE_METRICS)]
-            self.evaluator.test_metrics = ModuleList(
-                binary + (type_metrics(len(self.eval_vocabulary)) if typed else [])
-            )
-        self.type_results.use_vocabulary(self.eval_vocabulary)
-        datamodule = self._datamodule()
-        if isinstance(datamodule, AnomalibDataModule) and datamodule.external_collate_fn is None:
-            # anomalib's own datasets collate into ImageBatch, which drops the type outputs of the steps.
-            datamodule.external_collate_fn = TypedImageBatch.collate
+        """Resolve the stage's vocabulary once and pass it to the model, its type metrics and its callbacks."""
+        self.training_vocabulary = self.stage_vocabulary("fit") if stage == "fit" else None
+        vocabulary = self.stage_vocabulary("test" if stage == "fit" else stage)
+        typed = self.match_data_types(vocabulary.defect_types)
+        self.apply_vocabulary(vocabulary)
+        self.announce(vocabulary)
+        metrics = type_metrics(len(vocabulary.defect_types)) if typed and self.evaluator is not None else []
+        self.use_type_metrics(metrics)
+        self.type_results.use_vocabulary(vocabulary.defect_types, metrics)
+        compat.collate_typed_batches(self._datamodule())  # stock datamodules too
 
     def on_train_epoch_start(self) -> None:
         """Train on the source vocabulary."""
-        self.use_vocabulary(self.train_vocabulary)
+        if self.training_vocabulary is not None:
+            self.encode_vocabulary(self.training_vocabulary)
+            self.announce(self.training_vocabulary)
 
     def on_validation_epoch_start(self) -> None:
         """Validate on the target vocabulary, with references from the current weights when few-shot."""
-        self.use_vocabulary(self.eval_vocabulary)
+        self.encode_vocabulary(self.vocabulary)
         self.collect_references()
 
     def on_test_epoch_start(self) -> None:
         """Build the few-shot references from the current weights; calibrate on the target after ``--ckpt_path``."""
         self.collect_references()
-        if needs_calibration(self):
-            calibrate(self)
+        if compat.needs_calibration(self):
+            compat.calibrate(self)
 
     def on_predict_start(self) -> None:
         """Read the image folder of ``anomalib predict --data <folder>`` with the plugin's reader.
 
-        anomalib's engine wraps a folder in its ``PredictDataset``, whose reader clips 16-bit images to white;
-        :class:`~anomalib_dapo.data.images.FolderImages` is the same dataset with a reader that scales them.
+        :class:`~anomalib_dapo.data.images.FolderImages` scales 16-bit images rather than clipping them (see
+        :func:`anomalib_dapo.compat.read_predict_folders_with`).
         """
-        loaders = self.trainer.predict_dataloaders
-        for loader in loaders if isinstance(loaders, list | tuple) else [loaders]:
-            if type(getattr(loader, "dataset", None)) is PredictDataset:
-                loader.dataset.__class__ = FolderImages
+        compat.read_predict_folders_with(self.trainer, FolderImages)
 
     def on_predict_epoch_start(self) -> None:
         """Build the few-shot references from the current weights; calibrate on the target after ``--ckpt_path``."""
         self.collect_references()
-        if needs_calibration(self):
-            calibrate(self)
+        if compat.needs_calibration(self):
+            compat.calibrate(self)
 
     # ------------------------------------------------------------------ few-shot references
 
@@ -330,13 +364,8 @@ class TypedPromptModule(TypedExport):
         return self._predict(batch)
 
     def val_dataloader(self) -> list:
-        """No validation data of the model's own.
-
-        anomalib's ``Engine.predict`` validates zero-shot models before predicting even when it was given only
-        an image folder; with nothing to validate on, the model keeps the calibration loaded with its weights.
-        A datamodule's validation data, whenever given, takes precedence over this.
-        """
-        return []
+        """No validation data of the model's own (see :func:`anomalib_dapo.compat.no_validation_data`)."""
+        return compat.no_validation_data()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Adam over the learned parameters (prompts and adapters), the only ones with gradients."""
@@ -360,12 +389,9 @@ class TypedPromptModule(TypedExport):
     def learning_type(self) -> LearningType:
         """Zero-shot (few-shot with ``k_shot`` references) once learned weights are given, else trainable.
 
-        anomalib 2.7 only trains ``ONE_CLASS`` models (it merely validates zero- and few-shot ones), so the
-        training phase, which learns from labelled anomalies, presents itself as ``ONE_CLASS``.
+        Trainable is reported as ``ONE_CLASS`` (see :func:`anomalib_dapo.compat.learning_type`).
         """
-        if not self.weights:
-            return LearningType.ONE_CLASS
-        return LearningType.FEW_SHOT if self.k_shot else LearningType.ZERO_SHOT
+        return compat.learning_type(bool(self.weights), self.k_shot)
 
     @classmethod
     def checkpoint_safe_globals(cls) -> Sequence[Any]:
@@ -422,9 +448,6 @@ def clip_resize(size: int | Sequence[int]) -> Resize:
     The plugin's inferencers run it before an exported graph, so that they see the images ``Engine`` sees.
     """
     return Resize(size, antialias=True, interpolation=InterpolationMode.BICUBIC)
-
-
-_TYPE_METRICS = (TypeAUROC, TypeAveragePrecision, TypeF1Score, MultiLabelPrecision, MultiLabelRecall, MultiLabelF1)
 
 
 def type_metrics(num_types: int) -> list[AnomalibMetric]:

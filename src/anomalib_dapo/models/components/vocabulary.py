@@ -1,4 +1,8 @@
-"""How the ground-truth defect types of the data are matched to the defect types a model scores: by name.
+"""The defect vocabulary of a stage, and how the data's ground-truth defect types are matched to it: by name.
+
+A model resolves its vocabulary once per stage (:class:`StageVocabulary`: the defect types it scores and the
+products its prompts name) and passes that value to its torch model, type metrics, visualizer, type-results
+writer and export.
 
 The data's type masks index the data's own vocabulary (type ``k`` is ``data_types[k - 1]``); the model scores its
 vocabulary (the user's ``defect_types``, or every type of the dataset without product filtering), in any order
@@ -8,6 +12,7 @@ anomalib's own ``MVTecAD`` and ``MPDD`` keep each image's defect folder in ``sam
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 from anomalib.data import MPDD, AnomalibDataModule, MVTecAD
@@ -22,6 +27,45 @@ TYPED_DATAMODULES = (
     "TypedRealIAD, MADSim, MADReal or CrossDataset"
 )
 """The datamodules that give per-pixel defect types, for messages."""
+
+
+GENERIC_STATE = "anomaly"
+"""The vocabulary when no defect type is known: one abnormal state with no defect words."""
+
+
+@dataclass(frozen=True)
+class StageVocabulary:
+    """What a model scores in one stage: state ``k`` is ``defect_types[k - 1]`` (0 is normal).
+
+    Args:
+        defect_types: The defect types scored, in their order.
+        products: The products the prompts name (MultiAds names one per product; Dapo's prompts name none).
+            Defaults to ``()``.
+
+    """
+
+    defect_types: tuple[str, ...]
+    products: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Hold tuples, so that the value is hashable and compares by content."""
+        object.__setattr__(self, "defect_types", tuple(self.defect_types))
+        object.__setattr__(self, "products", tuple(self.products))
+
+    @classmethod
+    def generic(cls, products: Sequence[str] = ()) -> "StageVocabulary":
+        """The single generic "anomaly" state, scored when no defect type is known."""
+        return cls((GENERIC_STATE,), tuple(products))
+
+    @property
+    def defect_words(self) -> list[str]:
+        """Prompt words of each defect type; the generic state has none."""
+        return ["" if name == GENERIC_STATE else knowledge.prompt_words(name) for name in self.defect_types]
+
+    def describe(self, model: str) -> str:
+        """The log line naming what ``model`` scores, e.g. "Dapo scores 2 defect types: scratch, dent"."""
+        products = f" of {', '.join(self.products)}" if self.products else ""
+        return f"{model} scores {len(self.defect_types)} defect types{products}: {', '.join(self.defect_types)}"
 
 
 class MissingDefectTypesError(ValueError):

@@ -22,6 +22,7 @@ from torch import nn
 
 from anomalib_dapo.backbone import load_clip
 from anomalib_dapo.models.components.typed_module import TypedPromptModule
+from anomalib_dapo.models.components.vocabulary import StageVocabulary
 from anomalib_dapo.models.dapo.checkpoint import LearnedWeights
 from anomalib_dapo.models.dapo.loss import DapoLoss
 from anomalib_dapo.models.dapo.prompts import TokenInit
@@ -44,8 +45,9 @@ class Dapo(TypedPromptModule, AnomalibModule):
         image_size: Input resolution (518; the position embeddings are interpolated).
         weights: A checkpoint of a trained Dapo (``anomalib train`` writes one) whose learned prompts and
             adapters are loaded; the model is then zero-shot on its test data.
-        defect_types: The defect vocabulary to score (e.g. ``[scratch, dent]``). ``None``: from the
-            datamodule or the knowledge base for its dataset and category, else the generic "anomaly" state.
+        defect_types: The defect vocabulary to score (e.g. ``[scratch, dent]``), at once: ``model(images)``
+            needs no trainer. ``None``: in a run, the datamodule's or the knowledge base's for its dataset and
+            category, else (and outside a run) the generic "anomaly" state.
         product_filter: Score only the defect types of the tested product (MultiADS-F) rather than every
             type of its dataset, when the vocabulary comes from the datamodule or the knowledge base.
         object_agnostic: Score one generic abnormal state with no defect words, as the AnomalyCLIP baseline of
@@ -154,15 +156,13 @@ class Dapo(TypedPromptModule, AnomalibModule):
         )
         self.loss = DapoLoss(lambda_local=lambda_local, focal_gamma=focal_gamma)
         self.learned = LearnedWeights(self.model, backbone=backbone, image_size=image_size)
+        self.apply_vocabulary(self.stage_vocabulary())  # usable at once, without a trainer
         if weights is not None:
             self.load_weights(weights)
 
-    def use_vocabulary(self, defect_types: Sequence[str]) -> None:
-        """Score ``defect_types`` from now on (text features are recomputed once)."""
-        self.model.set_vocabulary(defect_types, self.defect_words(defect_types))
-        self.announce(
-            tuple(defect_types), "Dapo scores %d defect types: %s", len(defect_types), ", ".join(defect_types)
-        )
+    def encode_vocabulary(self, vocabulary: StageVocabulary) -> None:
+        """Score ``vocabulary``'s defect types from now on (text features are recomputed once)."""
+        self.model.set_vocabulary(vocabulary.defect_types, vocabulary.defect_words)
 
     def training_loss(self, batch: Batch, type_mask: torch.Tensor) -> torch.Tensor:
         """Eq. 9 on a batch of images with integer type masks."""

@@ -22,6 +22,7 @@ from torch import nn
 
 from anomalib_dapo.backbone import load_clip
 from anomalib_dapo.models.components.typed_module import TypedPromptModule
+from anomalib_dapo.models.components.vocabulary import StageVocabulary
 from anomalib_dapo.models.dapo.checkpoint import LearnedWeights
 from anomalib_dapo.models.dapo.torch_model import ImageScore, upsample
 from anomalib_dapo.models.multiads.loss import multiads_loss
@@ -38,8 +39,8 @@ class MultiAds(TypedPromptModule, AnomalibModule):
         image_size: Input resolution (518, as Dapo; the position embeddings are interpolated).
         weights: A checkpoint of a trained MultiAds whose adapters are loaded; the model is then zero-shot
             (few-shot with ``k_shot``) on its test data.
-        defect_types: The defect vocabulary to score. ``None``: from the datamodule or the knowledge base,
-            else the generic "anomaly" state.
+        defect_types: The defect vocabulary to score, at once: ``model(images)`` needs no trainer. ``None``: in
+            a run, the datamodule's or the knowledge base's, else (and outside a run) the generic "anomaly" state.
         class_name: The product named in the test prompts. ``None``: the datamodule's category, else "object".
             Training prompts name each training image's own product (the ``category`` of its sample, as
             ``CrossDataset`` records it; else the datamodule's category).
@@ -105,10 +106,10 @@ class MultiAds(TypedPromptModule, AnomalibModule):
             image_score=image_score,
         )
         self.learned = LearnedWeights(self.model, backbone=backbone, image_size=image_size)
-        # One product until setup names the data's; an export without a datamodule names ``class_name`` or "object".
-        self.class_names: tuple[str, ...] = (self.product_name(),)
-        self.train_classes: tuple[str, ...] = (OBJECT_WORD,)
+        self.train_products: tuple[str, ...] = (OBJECT_WORD,)
         self.train_product_of: dict[str, int] = {}
+        # Usable at once, without a trainer: the product is ``class_name`` or "object" until a datamodule names one.
+        self.apply_vocabulary(self.stage_vocabulary())
         if weights is not None:
             self.load_weights(weights)
 
@@ -138,32 +139,22 @@ class MultiAds(TypedPromptModule, AnomalibModule):
             }
         return (getattr(datamodule, "category", None) or OBJECT_WORD,), {}
 
-    def use_vocabulary(self, defect_types: Sequence[str]) -> None:
-        """Score ``defect_types`` on the current products from now on (text features are encoded once)."""
-        self.model.set_vocabulary(defect_types, self.defect_words(defect_types), self.class_names)
-        self.announce(
-            (*self.class_names, *defect_types),
-            "MultiAds scores %d defect types of %s: %s",
-            len(defect_types),
-            ", ".join(self.class_names),
-            ", ".join(defect_types),
-        )
+    def stage_vocabulary(self, stage: str | None = None) -> StageVocabulary:
+        """The defect types as every model of the plugin resolves them, of the products the prompts name.
 
-    def on_train_epoch_start(self) -> None:
-        """Train with prompts naming each training image's product."""
-        self.class_names = self.train_classes
-        super().on_train_epoch_start()
+        The products are the training images' during ``fit``, else the tested product (see :meth:`product_name`).
+        """
+        products = self.train_products if stage == "fit" else (self.product_name(),)
+        return StageVocabulary(self.resolve_vocabulary(stage), products)
 
-    def on_validation_epoch_start(self) -> None:
-        """Evaluate with prompts naming the tested product."""
-        self.class_names = (self.product_name(),)
-        super().on_validation_epoch_start()
+    def encode_vocabulary(self, vocabulary: StageVocabulary) -> None:
+        """Score ``vocabulary``'s defect types on its products from now on (text features are encoded once)."""
+        self.model.set_vocabulary(vocabulary.defect_types, vocabulary.defect_words, vocabulary.products)
 
     def setup(self, stage: str) -> None:
-        """Find the training and tested products named in the prompts, then set up as every model of the plugin."""
+        """Find the training images' products, then set up as every model of the plugin."""
         if stage == "fit":
-            self.train_classes, self.train_product_of = self.training_products()
-        self.class_names = (self.product_name(),)
+            self.train_products, self.train_product_of = self.training_products()
         super().setup(stage)
 
     def training_loss(self, batch: Batch, type_mask: torch.Tensor) -> torch.Tensor:
