@@ -19,14 +19,14 @@ from PIL import Image
 
 from anomalib_dapo import Dapo
 from anomalib_dapo.deploy import (
-    METADATA_KEY,
     DapoOpenVINOInferencer,
     DapoTorchInferencer,
     NotADapoExportError,
-    TextSideRemovedError,
     VocabularyMismatchError,
     engine_images,
 )
+from anomalib_dapo.exported import METADATA_KEY
+from anomalib_dapo.models.components.export import TextSideRemovedError
 from parity import F32, OUTPUTS, assert_parity, reference, write_assets
 
 TINY = {

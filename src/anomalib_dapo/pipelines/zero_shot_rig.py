@@ -30,9 +30,9 @@ from anomalib_dapo.backbone.pretrain import IMAGE_SIZE, to_tensor
 from anomalib_dapo.data.corpus import NORMAL, Views, make_views
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.synthetic import DEFECT_KINDS
+from anomalib_dapo.models.components.adapters import AdapterInit
 from anomalib_dapo.models.components.typed_module import GENERIC_STATE, TypedPromptModule
 from anomalib_dapo.models.dapo import Dapo
-from anomalib_dapo.models.dapo.torch_model import AdapterInit
 from anomalib_dapo.models.multiads import MultiAds
 from anomalib_dapo.report.paper_report import new_version_dir
 from anomalib_dapo.visualization.type_overlay import render_type_overlay

@@ -21,10 +21,9 @@ from anomalib_dapo.deploy import (
     DapoOpenVINOInferencer,
     DapoTorchInferencer,
     NotADapoExportError,
-    TextSideRemovedError,
-    UntrainedExportError,
     engine_images,
 )
+from anomalib_dapo.models.components.export import TextSideRemovedError, UntrainedExportError
 from parity import BINARY, F32, OUTPUTS, assert_parity, reference, write_assets
 
 DAPO = {"backbone": "dapo-tiny", "image_size": 64, "text_depth": 4, "adapter_layers": [2, 4], "num_prompts": 2}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from anomalib_dapo import Dapo, MultiAds
-from anomalib_dapo.models.dapo.loss import dice_loss, focal_loss
+from anomalib_dapo.models.components.losses import dice_loss, focal_loss
 from anomalib_dapo.models.multiads.loss import multiads_loss
 from anomalib_dapo.models.multiads.prompts import state_prompts
 

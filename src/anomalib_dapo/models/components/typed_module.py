@@ -16,13 +16,15 @@ from anomalib.metrics import AUPR, AUPRO, AUROC, AnomalibMetric, F1Max
 from anomalib.pre_processing import PreProcessor
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch.nn import ModuleList
-from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Resize
+from torchvision.transforms.v2 import Compose, Normalize
 
 from anomalib_dapo import knowledge
 from anomalib_dapo._logging import single_console_handler
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.typed import FolderImages
+from anomalib_dapo.images import clip_resize
 from anomalib_dapo.metrics import (
     MultiLabelF1,
     MultiLabelPrecision,
@@ -35,17 +37,15 @@ from anomalib_dapo.metrics.evaluator import DapoEvaluator
 from anomalib_dapo.metrics.type_results import TypeResultsWriter
 from anomalib_dapo.models.components import vocabulary as vocabulary_matching
 from anomalib_dapo.models.components.calibration import calibrate, needs_calibration
+from anomalib_dapo.models.components.checkpoint import safe_globals
 from anomalib_dapo.models.components.export import TypedExport
 from anomalib_dapo.models.components.few_shot import reference_images
+from anomalib_dapo.models.components.post_processor import TypedPostProcessor
 from anomalib_dapo.models.components.runs import prepare_run
-from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
-from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
 from anomalib_dapo.visualization import TypeVisualizer
 
 logger = logging.getLogger(__name__)
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 GENERIC_STATE = "anomaly"
 """The vocabulary when no defect type is known: one abnormal state with no defect words."""
 REFERENCE_BATCH = 8
@@ -57,7 +57,7 @@ class TypedPromptModule(TypedExport):
 
     (anomalib finds its models among ``AnomalibModule``'s direct subclasses.) The subclass builds ``self.model``
     (a torch model with ``set_vocabulary``, ``encode_image``, ``compute`` and a ``references`` memory) and
-    ``self.learned`` (its :class:`~anomalib_dapo.models.dapo.checkpoint.LearnedWeights`), calls
+    ``self.learned`` (its :class:`~anomalib_dapo.models.components.checkpoint.LearnedWeights`), calls
     :meth:`set_options` and :meth:`set_export_options` in its ``__init__``, and defines ``use_vocabulary`` and
     ``training_loss``.
     """
@@ -370,7 +370,7 @@ class TypedPromptModule(TypedExport):
     @classmethod
     def checkpoint_safe_globals(cls) -> Sequence[Any]:
         """The plugin's enums stored in the hyper-parameters, for ``weights_only`` loading."""
-        return SAFE_GLOBALS
+        return safe_globals()
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:
@@ -380,12 +380,13 @@ class TypedPromptModule(TypedExport):
     def configure_pre_processor(self, image_size: tuple[int, int] | None = None) -> PreProcessor:
         """Resize to the model's resolution and normalise with CLIP's statistics."""
         size = image_size or (self.image_size, self.image_size)
-        return PreProcessor(transform=Compose([clip_resize(size), Normalize(mean=CLIP_MEAN, std=CLIP_STD)]))
+        normalize = Normalize(mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
+        return PreProcessor(transform=Compose([clip_resize(size), normalize]))
 
     @staticmethod
-    def configure_post_processor() -> DapoPostProcessor:
+    def configure_post_processor() -> TypedPostProcessor:
         """Anomalib's post-processing, keeping the defect-type outputs in exported graphs."""
-        return DapoPostProcessor()
+        return TypedPostProcessor()
 
     @staticmethod
     def configure_evaluator() -> DapoEvaluator:
@@ -414,14 +415,6 @@ class TypedPromptModule(TypedExport):
     def configure_visualizer(cls) -> TypeVisualizer:
         """Anomalib's pictures plus the ground-truth and predicted defect types coloured in, with a legend."""
         return TypeVisualizer()
-
-
-def clip_resize(size: int | Sequence[int]) -> Resize:
-    """The resize of the models' pre-processing (``Engine`` runs it with antialiasing; exported graphs without).
-
-    The plugin's inferencers run it before an exported graph, so that they see the images ``Engine`` sees.
-    """
-    return Resize(size, antialias=True, interpolation=InterpolationMode.BICUBIC)
 
 
 _TYPE_METRICS = (TypeAUROC, TypeAveragePrecision, TypeF1Score, MultiLabelPrecision, MultiLabelRecall, MultiLabelF1)
