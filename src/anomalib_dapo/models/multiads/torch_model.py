@@ -159,7 +159,8 @@ class MultiAdsModel(nn.Module):
         check_images(images, "MultiAds")
         check_finite(images, "MultiAds")
         image, patches = self.encode_image(images)  # in the trainer's precision
-        states = self.states[0].expand(len(images), -1, -1) if products is None else self.states[products]
+        # images.shape[0], not len(images), which an exported graph would fix to the example's batch size
+        states = self.states[0].expand(images.shape[0], -1, -1) if products is None else self.states[products]
         with float32(images.device):  # cosines / τ magnify half-precision rounding: the heads run in float32
             image, patches = image.float(), patches.float()
             return MultiAdsForward(
