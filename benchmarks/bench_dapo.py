@@ -19,6 +19,9 @@ Examples::
         --threads 1 --no-winclip --compile --train-measure-batches 8
     python benchmarks/bench_dapo.py --device cuda --dtype bfloat16 --batch-size 8 --images 64 --compile
 
+``--dtype bfloat16`` runs every model under Lightning's mixed precision (``--trainer.precision bf16-mixed``), as
+a Trainer runs each step: Dapo keeps its text encoder and similarity heads in float32 within it.
+
 docs/performance.md has the figures and what each of them means.
 """
 
@@ -33,7 +36,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,19 +46,19 @@ import open_clip
 import torch
 import torch.nn.functional as F  # noqa: N812
 from anomalib.models.image.winclip.torch_model import WinClipModel
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.backbone import clip as dapo_clip
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 
 VOCABULARY = ("scratch", "dent", "crack", "hole", "contamination")
 """The defect types scored: K = 5, a typical MVTec AD category."""
 SECOND_VOCABULARY = ("bent", "cut")
 """Switched to once, to check that the text encoder runs once per vocabulary."""
-STAGES = 4
-"""M: the paper adapts layers 6, 12, 18, 24 of 24; other depths get the same quarters."""
 WINCLIP_SIZE = 240
 """WinClip's own input resolution (its ViT-B-16-plus-240 backbone)."""
+MIXED_PRECISION = {"bfloat16": "bf16-mixed", "float16": "16-mixed"}
+"""Lightning's ``--trainer.precision`` for each ``--dtype`` other than float32."""
 GPU_BUDGET_GIB = 24.0
 """The GPU that must hold training of ViT-L-14-336 at 518 px, batch 8, with gradient checkpointing."""
 MIB = 2**20
@@ -84,7 +87,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--dtype",
         choices=["float32", "bfloat16", "float16"],
-        help="autocast dtype of the image encoders on CUDA (default: bfloat16 on CUDA, float32 on CPU)",
+        help="Lightning mixed precision on CUDA: bfloat16 is --trainer.precision bf16-mixed "
+        "(default: bfloat16 on CUDA, float32 on CPU)",
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--winclip", action=argparse.BooleanOptionalAction, default=True)
@@ -96,7 +100,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.cuda = args.device.startswith("cuda")
     args.dtype = args.dtype or ("bfloat16" if args.cuda else "float32")
     if not args.cuda and args.dtype != "float32":
-        parser.error("--dtype selects CUDA autocast: Dapo runs in float32 on CPU.")
+        parser.error("--dtype selects CUDA mixed precision: Dapo runs in float32 on CPU.")
     if args.images % args.batch_size:
         parser.error("--images must be a multiple of --batch-size (equal batches: no recompilation, fair timing).")
     args.train_measure_batches = sorted(
@@ -109,21 +113,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def build_dapo(args: argparse.Namespace, gradient_checkpointing: bool = False) -> Dapo:
-    """Dapo with random backbone weights (speed and memory do not depend on them) and the paper's settings."""
-    # anomalib_dapo registers its tiny config when loading; register it first to read the depths.
-    open_clip.add_model_config(Path(dapo_clip.__file__).parent / "model_configs")
-    config = open_clip.get_model_config(args.backbone)
-    vision_layers, text_layers = config["vision_cfg"]["layers"], config["text_cfg"]["layers"]
+    """Dapo with random backbone weights (speed and memory do not depend on them) and the paper's settings.
+
+    The layer defaults are the paper's positions relative to the backbone's depth (every text layer, adapters at
+    the quarter points of the vision tower).
+    """
     dapo = Dapo(
         backbone=args.backbone,
         pretrained=None,
         image_size=args.image_size,
-        text_depth=min(12, text_layers),
-        adapter_layers=[vision_layers * stage // STAGES for stage in range(1, STAGES + 1)],
         gradient_checkpointing=gradient_checkpointing,
         visualizer=False,
     )
-    dapo.model.autocast_dtype = None if args.dtype == "float32" else getattr(torch, args.dtype)
     dapo.use_vocabulary(VOCABULARY)
     return dapo.to(args.device)
 
@@ -146,10 +147,19 @@ def build_winclip(device: str) -> WinClipModel:
 
 
 def autocast(args: argparse.Namespace) -> AbstractContextManager:
-    """The autocast that DapoModel applies to its image encoder, for the baselines."""
-    if args.dtype == "float32":
-        return nullcontext()
-    return torch.autocast("cuda", dtype=getattr(torch, args.dtype))
+    """The context a Lightning Trainer runs each step in for ``--dtype`` (its precision plugin's)."""
+    plugin = Precision() if args.dtype == "float32" else MixedPrecision(MIXED_PRECISION[args.dtype], "cuda")
+    return plugin.forward_context()
+
+
+def in_precision(run: Callable[[torch.Tensor], object], args: argparse.Namespace) -> Callable[[torch.Tensor], object]:
+    """``run`` in the precision of ``--dtype``, as a Trainer would run it."""
+
+    def wrapped(batch: torch.Tensor) -> object:
+        with autocast(args):
+            return run(batch)
+
+    return wrapped
 
 
 def make_images(count: int, size: int, device: str, seed: int = 0) -> torch.Tensor:
@@ -171,8 +181,12 @@ def training_batch(dapo: Dapo, size: int, device: str) -> TypedImageBatch:
     )
 
 
-def train_step(dapo: Dapo, optimizer: torch.optim.Optimizer, batch: TypedImageBatch) -> dict[str, float]:
+def train_step(
+    dapo: Dapo, optimizer: torch.optim.Optimizer, batch: TypedImageBatch, args: argparse.Namespace
+) -> dict[str, float]:
     """One optimisation step through Dapo's own training_step (forward, eq. 9 loss, backward, Adam).
+
+    The forward runs in the precision of ``args.dtype`` and the backward outside it, as in a Trainer.
 
     Returns:
         Seconds of its forward (with the loss), backward and optimizer phases, by :func:`step_clock`.
@@ -182,7 +196,8 @@ def train_step(dapo: Dapo, optimizer: torch.optim.Optimizer, batch: TypedImageBa
     start = clock()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*self.log.*")  # no Trainer attached: logging is a no-op
-        loss = dapo.training_step(batch)["loss"]
+        with autocast(args):
+            loss = dapo.training_step(batch)["loss"]
     synchronize(device)
     forward = clock()
     loss.backward()
@@ -304,27 +319,18 @@ def inference(args: argparse.Namespace, report: Report) -> None:
     net = dapo.model.eval()
     calls_before = net.text_encoder_calls
     images = make_images(args.images, args.image_size, args.device)
-
-    def encode_image(batch: torch.Tensor) -> torch.Tensor:
-        with autocast(args):
-            return net.clip.encode_image(batch)
-
+    run_dapo, encode_image = in_precision(net, args), in_precision(net.clip.encode_image, args)
     runs = {
-        "dapo": over_batches(net, images, args.batch_size),
+        "dapo": over_batches(run_dapo, images, args.batch_size),
         "encode_image": over_batches(encode_image, images, args.batch_size),
     }
     if args.winclip:
         winclip = build_winclip(args.device)
         small = F.interpolate(images, size=(WINCLIP_SIZE, WINCLIP_SIZE), mode="bicubic", align_corners=False)
-
-        def run_winclip(batch: torch.Tensor) -> object:
-            with autocast(args):
-                return winclip(batch)
-
-        runs["winclip"] = over_batches(run_winclip, small, args.batch_size)
+        runs["winclip"] = over_batches(in_precision(winclip, args), small, args.batch_size)
     if args.compile:
         compile_start = time.perf_counter()
-        compiled = torch.compile(net)
+        compiled = in_precision(torch.compile(net), args)
         compiled_encoder = torch.compile(encode_image)
         over_batches(compiled, images[: args.batch_size], args.batch_size)()
         over_batches(compiled_encoder, images[: args.batch_size], args.batch_size)()
@@ -350,7 +356,7 @@ def inference(args: argparse.Namespace, report: Report) -> None:
     predicted = args.images * (args.repeats + 1) * dapo_runs + (args.batch_size if args.compile else 0)
     calls = net.text_encoder_calls - calls_before
     dapo.use_vocabulary(SECOND_VOCABULARY)
-    over_batches(net, images[: args.batch_size], args.batch_size)()
+    over_batches(run_dapo, images[: args.batch_size], args.batch_size)()
     switched = net.text_encoder_calls - calls_before
     if (calls, switched) != (1, 2):
         msg = f"The text encoder ran {calls} times for one vocabulary and {switched} times for two: expected 1 and 2."
@@ -379,7 +385,7 @@ def training_time(args: argparse.Namespace, report: Report) -> None:
     def step(name: str, checkpointing: bool, tokens: torch.Tensor) -> None:
         net.gradient_checkpointing, net.tokens = checkpointing, tokens
         before = dict(spent)
-        seconds = train_step(dapo, optimizer, batch)
+        seconds = train_step(dapo, optimizer, batch, args)
         encoders = {phase: spent[phase] - before[phase] for phase in spent}
         seconds["heads_and_loss"] = seconds.pop("forward") - sum(encoders.values())
         phases[name].append({**encoders, **seconds})
@@ -429,7 +435,7 @@ def vocabulary_switch_time(
         net.states()  # cached: the image forward below runs no text encoder
 
     def image_forward() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(args):
             net(image)
 
     timings = interleaved(
@@ -479,8 +485,7 @@ def run_probe(args: argparse.Namespace) -> dict[str, float]:
     if kind == "winclip":
         winclip = build_winclip(args.device)
         images = make_images(args.batch_size, WINCLIP_SIZE, args.device)
-        with autocast(args):
-            return measure_peak(over_batches(winclip, images, args.batch_size), args.device)
+        return measure_peak(over_batches(in_precision(winclip, args), images, args.batch_size), args.device)
     checkpointing = kind == "train" and options[1] == "1"
     dapo = build_dapo(args, gradient_checkpointing=checkpointing)
     weights = sum(t.numel() * t.element_size() for t in [*dapo.model.parameters(), *dapo.model.buffers()])
@@ -489,17 +494,14 @@ def run_probe(args: argparse.Namespace) -> dict[str, float]:
         net.train()
         optimizer = dapo.configure_optimizers()
         batch = training_batch(dapo, int(options[0]), args.device)
-        result = measure_peak(lambda: train_step(dapo, optimizer, batch), args.device)
+        result = measure_peak(lambda: train_step(dapo, optimizer, batch, args), args.device)
     else:
         net.eval()
         with torch.inference_mode():
             net.states()  # cached once per vocabulary: not part of the per-batch memory
         images = make_images(args.batch_size, args.image_size, args.device)
-        if kind == "dapo":
-            result = measure_peak(over_batches(net, images, args.batch_size), args.device)
-        else:
-            with autocast(args):
-                result = measure_peak(over_batches(net.clip.encode_image, images, args.batch_size), args.device)
+        run = net if kind == "dapo" else net.clip.encode_image
+        result = measure_peak(over_batches(in_precision(run, args), images, args.batch_size), args.device)
     return {**result, "weights_mib": weights / MIB}
 
 

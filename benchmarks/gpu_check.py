@@ -3,7 +3,8 @@
 Measured, for ViT-L-14-336 at 518 px with random weights (time and memory do not depend on them):
 
 - inference latency and images/s of Dapo beside open_clip's bare ``encode_image`` of the same backbone, in
-  float32 and bfloat16 autocast, at batch 1 and 32: median (min–max, n) over interleaved repeats;
+  float32 and Lightning's mixed precision (``--trainer.precision bf16-mixed``), at batch 1 and 32: median
+  (min–max, n) over interleaved repeats;
 - FLOPs per image (``torch.utils.flop_counter``) and the achieved fraction of the GPU's matrix rate, measured
   here on a large product in the same dtype (and beside the datasheet figure given with ``--peak-tflops``);
 - training step time and peak GPU memory (``torch.cuda.max_memory_allocated``) at batch 8, with and without
@@ -24,8 +25,8 @@ from pathlib import Path
 import torch
 from bench_dapo import (
     Report,
-    autocast,
     build_dapo,
+    in_precision,
     interleaved,
     make_images,
     over_batches,
@@ -93,13 +94,8 @@ def inference(opts: argparse.Namespace, report: Report) -> None:
         net.states()  # cached once per vocabulary: neither the FLOPs nor the timings below include the text
     for dtype in opts.dtypes:
         args = bench_args(opts, dtype)
-        net.autocast_dtype = None if dtype == "float32" else getattr(torch, dtype)
-
-        def encode_image(batch: torch.Tensor, args: argparse.Namespace = args) -> torch.Tensor:
-            with autocast(args):
-                return net.clip.encode_image(batch)
-
-        flops = {"dapo": flops_per_image(net, make_images(1, opts.image_size, opts.device))}
+        run_dapo, encode_image = in_precision(net, args), in_precision(net.clip.encode_image, args)
+        flops = {"dapo": flops_per_image(run_dapo, make_images(1, opts.image_size, opts.device))}
         flops["encode_image"] = flops_per_image(encode_image, make_images(1, opts.image_size, opts.device))
         rate = matmul_tflops(getattr(torch, dtype), opts.matmul_size, opts.device)
         report[f"{dtype}_matmul_tflops_measured"] = round(rate, 1)
@@ -107,7 +103,10 @@ def inference(opts: argparse.Namespace, report: Report) -> None:
             report[f"{dtype}_{name}_gflops_per_image"] = float(f"{value / 1e9:.4g}")
         for batch in opts.batches:
             images = make_images(batch, opts.image_size, opts.device)
-            runs = {"dapo": over_batches(net, images, batch), "encode_image": over_batches(encode_image, images, batch)}
+            runs = {
+                "dapo": over_batches(run_dapo, images, batch),
+                "encode_image": over_batches(encode_image, images, batch),
+            }
             timings = interleaved(runs, opts.repeats, opts.device)
             key = f"{dtype}_batch{batch}"
             for name in runs:
@@ -127,16 +126,17 @@ def inference(opts: argparse.Namespace, report: Report) -> None:
 def training(opts: argparse.Namespace, report: Report) -> None:
     """Step time and peak memory at the training batch, without and with gradient checkpointing."""
     cuda = opts.device.startswith("cuda")
-    dapo = build_dapo(bench_args(opts, "bfloat16" if cuda else "float32"))
+    args = bench_args(opts, "bfloat16" if cuda else "float32")
+    dapo = build_dapo(args)
     dapo.model.train()
     optimizer = dapo.configure_optimizers()
     batch = training_batch(dapo, opts.train_batch, opts.device)
     report["train_batch"] = opts.train_batch
-    report["train_autocast"] = str(dapo.model.autocast_dtype if cuda else None)
+    report["train_precision"] = "bf16-mixed" if cuda else "32-true"
 
     def step(checkpointing: bool) -> None:
         dapo.model.gradient_checkpointing = checkpointing
-        train_step(dapo, optimizer, batch)
+        train_step(dapo, optimizer, batch, args)
 
     runs = {"plain": lambda: step(False), "checkpointing": lambda: step(True)}
     for name, run in runs.items():

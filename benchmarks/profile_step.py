@@ -44,12 +44,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     net.encode_image = scoped(net.encode_image, "phase: vision forward")
     optimizer = dapo.configure_optimizers()
     batch = training_batch(dapo, args.batch_size, args.device)
-    train_step(dapo, optimizer, batch)  # warm-up
+    train_step(dapo, optimizer, batch, args)  # warm-up
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.cuda else [])
     with warnings.catch_warnings(), profile(activities=activities) as prof:
         warnings.simplefilter("ignore")
         with record_function("phase: step"):
-            train_step(dapo, optimizer, batch)
+            train_step(dapo, optimizer, batch, args)
     events = prof.key_averages()
     print(events.table(sort_by="self_cuda_time_total" if args.cuda else "self_cpu_time_total", row_limit=own.rows))
     totals = {event.key: event.cpu_time_total for event in events if event.key.startswith("phase: ")}

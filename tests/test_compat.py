@@ -18,7 +18,7 @@ from PIL import Image
 
 from anomalib_dapo import Dapo, compat
 from anomalib_dapo.data import SyntheticDefects, generate_synthetic_dataset
-from anomalib_dapo.data.typed import FolderImages
+from anomalib_dapo.data.images import FolderImages
 from tiny import TINY_ARGS
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from anomalib.utils.serialization import anomalib_safe_globals
 
-from anomalib_dapo.models.dapo.checkpoint import META_KEY, SAFE_GLOBALS
+from anomalib_dapo.models.components.checkpoint import META_KEY, safe_globals
 
 TRAINING_STATE = ("optimizer_states", "lr_schedulers", "callbacks")
 """What only resuming training needs: the checkpoint keys Lightning's ``save_weights_only`` leaves out."""
@@ -41,7 +41,7 @@ def share(source: Path | str, target: Path | str) -> Path:
         msg = f"{target} exists: pass a new file name (nothing is overwritten)."
         raise ShareError(msg)
     try:
-        with anomalib_safe_globals(extra=SAFE_GLOBALS):
+        with anomalib_safe_globals(extra=safe_globals()):
             checkpoint = torch.load(source, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
         msg = f"{source} is not a readable checkpoint ({type(error).__name__}): pass the model.ckpt of a training run."

@@ -1,5 +1,6 @@
-"""Exports of a learned Dapo: fixed vocabulary, no text side, parity with PyTorch, re-targeting, metadata.
+"""Exports of a learned Dapo or MultiAds: fixed vocabulary, no text side, parity with PyTorch, re-targeting, metadata.
 
+The parity tests run for both models (torch, ONNX and OpenVINO through the plugin's inferencers).
 Tolerances: see tests/parity.py.
 """
 
@@ -17,16 +18,16 @@ from anomalib.deploy import ExportType
 from anomalib.engine import Engine
 from PIL import Image
 
-from anomalib_dapo import Dapo
+from anomalib_dapo import Dapo, MultiAds
 from anomalib_dapo.deploy import (
-    METADATA_KEY,
     DapoOpenVINOInferencer,
     DapoTorchInferencer,
     NotADapoExportError,
-    TextSideRemovedError,
     VocabularyMismatchError,
     engine_images,
 )
+from anomalib_dapo.exported import METADATA_KEY
+from anomalib_dapo.models.components.export import TextSideRemovedError
 from parity import F32, OUTPUTS, assert_parity, reference, write_assets
 
 TINY = {
@@ -37,16 +38,39 @@ TINY = {
     "num_prompts": 2,
     "visualizer": False,
 }
+KWARGS = {Dapo: TINY, MultiAds: {key: value for key, value in TINY.items() if key not in {"text_depth", "num_prompts"}}}
+LEARNED = {Dapo: "prompts.normal_context", MultiAds: "adapters.weight"}
+"""A learned parameter of each model."""
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory) -> dict[str, Path]:
-    """A tiny CLIP weights file (so that other processes build the same backbone) and a learned checkpoint."""
-    return write_assets(tmp_path_factory.mktemp("assets"), Dapo, TINY)
+def assets_of(tmp_path_factory):
+    """``assets_of(cls)``: a tiny CLIP weights file (so that other processes build the same backbone) and a
+    learned checkpoint of ``cls``."""
+    built: dict[type, dict[str, Path]] = {}
+
+    def build(cls: type) -> dict[str, Path]:
+        if cls not in built:
+            built[cls] = write_assets(tmp_path_factory.mktemp(cls.__name__), cls, KWARGS[cls])
+        return built[cls]
+
+    return build
 
 
-def learned(assets: dict[str, Path], defect_types: list[str] | None) -> Dapo:
-    return Dapo(pretrained=str(assets["clip"]), weights=str(assets["weights"]), defect_types=defect_types, **TINY)
+@pytest.fixture(scope="module")
+def assets(assets_of) -> dict[str, Path]:
+    """Dapo's, for the tests of one model."""
+    return assets_of(Dapo)
+
+
+@pytest.fixture(scope="module", params=[Dapo, MultiAds], ids=["Dapo", "MultiAds"])
+def cls(request) -> type:
+    """The model of the parity tests, which run for both."""
+    return request.param
+
+
+def learned(assets: dict[str, Path], defect_types: list[str] | None, cls: type = Dapo) -> Dapo | MultiAds:
+    return cls(pretrained=str(assets["clip"]), weights=str(assets["weights"]), defect_types=defect_types, **KWARGS[cls])
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +79,8 @@ def images() -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def onnx_export(assets, tmp_path_factory) -> tuple[Dapo, Path]:
-    model = learned(assets, ["scratch", "hole"])
+def onnx_export(cls, assets_of, tmp_path_factory) -> tuple[Dapo | MultiAds, Path]:
+    model = learned(assets_of(cls), ["scratch", "hole"], cls)
     return model, model.to_onnx(tmp_path_factory.mktemp("onnx"))
 
 
@@ -72,12 +96,12 @@ def test_onnx_graph_holds_fixed_states_and_no_text_encoder(onnx_export):
     assert exported_bytes < table.numel() * table.element_size() / 5
 
 
-def test_onnx_runtime_matches_pytorch(onnx_export, images):
+def test_onnx_runtime_matches_pytorch(cls, onnx_export, images):
     model, path = onnx_export
     session = ort.InferenceSession(str(path))
     assert json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY]) == {
         "defect_types": ["scratch", "hole"],
-        "model": "Dapo",
+        "model": cls.__name__,
         "backbone": "dapo-tiny",
         "image_size": 64,
         "type_outputs": True,
@@ -88,20 +112,30 @@ def test_onnx_runtime_matches_pytorch(onnx_export, images):
         assert got["pred_type_map"].shape == (len(batch), 3, 64, 64)
 
 
+def test_the_onnx_file_runs_through_the_openvino_inferencer(onnx_export, images, tmp_path, monkeypatch):
+    model, path = onnx_export
+    monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes a cache folder in the working directory
+    prediction = DapoOpenVINOInferencer(path, device="CPU", config=F32, defect_types=["scratch", "hole"]).predict(
+        images
+    )
+    got = {name: getattr(prediction, name) for name in OUTPUTS}
+    assert_parity(got, reference(model, engine_images(images, 64)))
+
+
 @pytest.fixture(scope="module")
-def openvino_export(assets, tmp_path_factory) -> Path:
+def openvino_export(cls, assets_of, tmp_path_factory) -> Path:
     """``Engine.export`` (what ``anomalib export`` runs) to OpenVINO for another vocabulary, with no datamodule."""
     root = tmp_path_factory.mktemp("openvino")
     engine = Engine(default_root_dir=root, logger=False)
-    return engine.export(learned(assets, ["crack"]), ExportType.OPENVINO, export_root=root)
+    return engine.export(learned(assets_of(cls), ["crack"], cls), ExportType.OPENVINO, export_root=root)
 
 
-def test_openvino_export_matches_pytorch(openvino_export, assets, images, tmp_path, monkeypatch):
+def test_openvino_export_matches_pytorch(cls, openvino_export, assets_of, images, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes a cache folder in the working directory
     inferencer = DapoOpenVINOInferencer(openvino_export, device="CPU", config=F32, defect_types=[" Crack"])
     assert inferencer.defect_types == ("crack",)
     assert inferencer.metadata == {
-        "model": "Dapo",
+        "model": cls.__name__,
         "defect_types": ["crack"],
         "backbone": "dapo-tiny",
         "image_size": 64,
@@ -111,7 +145,7 @@ def test_openvino_export_matches_pytorch(openvino_export, assets, images, tmp_pa
         prediction = inferencer.predict(batch)
         got = {name: getattr(prediction, name) for name in OUTPUTS}
         # the inferencer resizes as the Engine does (antialiased), before the graph
-        assert_parity(got, reference(learned(assets, ["crack"]), engine_images(batch, 64)))
+        assert_parity(got, reference(learned(assets_of(cls), ["crack"], cls), engine_images(batch, 64)))
 
 
 def test_exporting_another_vocabulary_retargets_the_model(onnx_export, openvino_export, images, tmp_path, monkeypatch):
@@ -145,12 +179,12 @@ def test_a_model_that_is_not_a_dapo_export_is_refused(tmp_path, monkeypatch):
         DapoOpenVINOInferencer(tmp_path / "other.onnx", device="CPU")
 
 
-def test_torch_export_holds_no_text_side_and_matches(assets, images, tmp_path, monkeypatch):
-    model = learned(assets, ["scratch", "hole"])
+def test_torch_export_holds_no_text_side_and_matches(cls, assets_of, images, tmp_path, monkeypatch):
+    model = learned(assets_of(cls), ["scratch", "hole"], cls)
     path = model.to_torch(tmp_path)
     table = model.model.clip.token_embedding.weight
     assert path.stat().st_size < table.numel() * table.element_size() / 5
-    assert model.model.prompts.normal_context.requires_grad  # the live model is left as it was
+    assert model.model.get_parameter(LEARNED[cls]).requires_grad  # the live model is left as it was
     monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
     inferencer = DapoTorchInferencer(path, device="cpu", defect_types=["scratch", "hole"])
     assert inferencer.defect_types == ("scratch", "hole")
@@ -158,7 +192,7 @@ def test_torch_export_holds_no_text_side_and_matches(assets, images, tmp_path, m
     assert_parity(got, reference(model, images))
     with torch.enable_grad():  # gradients on, as in anomalib's own TorchInferencer: still the cached states
         assert inferencer.model(images).pred_type_map.shape == (2, 3, 64, 64)
-    with pytest.raises(TextSideRemovedError, match="re-export"):
+    with pytest.raises(TextSideRemovedError, match=rf"exported {cls.__name__}.*re-export"):
         inferencer.model.model.set_vocabulary(["dent"], ["dent"])
     with pytest.raises(VocabularyMismatchError, match="scratch, hole"):
         DapoTorchInferencer(path, device="cpu", defect_types=["dent"])

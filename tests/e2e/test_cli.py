@@ -129,7 +129,7 @@ def test_a_seed_in_the_config_makes_training_reproducible(data):
     """anomalib 2.7's CLI ignores ``seed_everything``; the plugin applies it: two runs learn bit-identical tensors."""
     import torch
 
-    from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
+    from anomalib_dapo.models.components.checkpoint import safe_globals
 
     cross = [
         "--data", "anomalib_dapo.data.CrossDataset",
@@ -143,7 +143,7 @@ def test_a_seed_in_the_config_makes_training_reproducible(data):
         trainer = ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--default_root_dir", str(root)]
         anomalib("fit", *MODEL, *cross, *trainer, "--seed_everything", "7", cwd=data)
         path = root / "Dapo/CrossDataset/tile/latest/weights/lightning/model.ckpt"
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
+        with torch.serialization.safe_globals(safe_globals()):
             learned.append(torch.load(path, weights_only=True)["state_dict"])
     assert learned[0].keys() == learned[1].keys() and learned[0]
     assert all(torch.equal(learned[0][name], learned[1][name]) for name in learned[0])

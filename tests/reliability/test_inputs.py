@@ -24,8 +24,8 @@ from anomalib_dapo.data import (
     generate_synthetic_dataset,
 )
 from anomalib_dapo.data.images import ImageReadError, read_rgb_image
-from anomalib_dapo.models.dapo.checkpoint import CheckpointMismatchError
-from anomalib_dapo.models.dapo.torch_model import NonFiniteInputError
+from anomalib_dapo.model_input import ImageBatchError, NonFiniteInputError
+from anomalib_dapo.models.components.checkpoint import CheckpointMismatchError
 from tiny import TINY
 
 
@@ -294,8 +294,6 @@ def test_defect_types_must_be_names(types):
 )
 def test_images_that_are_no_unit_float_batch_are_refused(model, images, match):
     """uint8 images and floats in 0-255 gave silently wrong scores."""
-    from anomalib_dapo.models.dapo.torch_model import ImageBatchError
-
     with pytest.raises(ImageBatchError, match=match), torch.no_grad():
         model(images)
 

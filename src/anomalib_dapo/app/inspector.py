@@ -18,7 +18,7 @@ from torchvision.transforms.v2.functional import to_dtype, to_image
 
 from anomalib_dapo import knowledge
 from anomalib_dapo.deploy.inferencer import DapoOpenVINOInferencer, DapoTorchInferencer, check_vocabulary
-from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
+from anomalib_dapo.models.components.checkpoint import safe_globals
 from anomalib_dapo.models.dapo.lightning_model import Dapo
 from anomalib_dapo.visualization import LegendEntry, render_type_overlay, type_legend_entries
 
@@ -49,7 +49,7 @@ class WeightsPredictor:
     """
 
     def __init__(self, weights: str | Path, pretrained: str | None = None) -> None:
-        with anomalib_safe_globals(extra=SAFE_GLOBALS):
+        with anomalib_safe_globals(extra=safe_globals()):
             hyper_parameters = torch.load(weights, map_location="cpu", weights_only=True)["hyper_parameters"]
         options = {**hyper_parameters, "weights": str(weights), "visualizer": False}
         if pretrained is not None:

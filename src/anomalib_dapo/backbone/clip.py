@@ -76,16 +76,6 @@ class ClipBackbone:
     model: CLIP
     tokenizer: open_clip.tokenizer.SimpleTokenizer | nn.Module
 
-    @property
-    def vision_layers(self) -> int:
-        """Number of transformer blocks in the image encoder."""
-        return len(self.model.visual.transformer.resblocks)
-
-    @property
-    def text_layers(self) -> int:
-        """Number of transformer blocks in the text encoder."""
-        return len(self.model.transformer.resblocks)
-
 
 def _check_name(backbone: str) -> None:
     if backbone not in open_clip.list_models():

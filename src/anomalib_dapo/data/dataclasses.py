@@ -20,8 +20,6 @@ from anomalib.data.dataclasses.numpy.image import NumpyImageBatch, NumpyImageIte
 from anomalib.data.dataclasses.torch.image import ImageBatch, ImageItem
 from torchvision.tv_tensors import Mask
 
-TYPE_FIELDS = ("gt_type_mask", "pred_type_map", "pred_type_mask", "pred_type_probs")
-
 
 class TypedInferenceBatch(NamedTuple):
     """Model output: anomalib's four inference fields plus the defect-type outputs."""

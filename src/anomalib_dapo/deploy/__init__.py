@@ -1,6 +1,7 @@
 """Deploying Dapo and MultiAds: inferencers that return the defect-type outputs of their exports.
 
-The export itself (fixed vocabulary, no text side, metadata) is :mod:`anomalib_dapo.models.components.export`.
+The export itself (fixed vocabulary, no text side, metadata) is :mod:`anomalib_dapo.models.components.export`;
+what both sides agree on is :mod:`anomalib_dapo.exported`. Nothing here imports the models.
 """
 
 from anomalib_dapo.deploy.inferencer import (
@@ -12,25 +13,13 @@ from anomalib_dapo.deploy.inferencer import (
     engine_images,
     read_metadata,
 )
-from anomalib_dapo.models.components.export import (
-    METADATA_KEY,
-    TextSideRemovedError,
-    UntrainedExportError,
-    text_side_removed,
-    write_onnx_metadata,
-)
 
 __all__ = [
-    "METADATA_KEY",
     "DapoOpenVINOInferencer",
     "DapoTorchInferencer",
     "NotADapoExportError",
-    "TextSideRemovedError",
-    "UntrainedExportError",
     "VocabularyMismatchError",
     "check_vocabulary",
     "engine_images",
     "read_metadata",
-    "text_side_removed",
-    "write_onnx_metadata",
 ]

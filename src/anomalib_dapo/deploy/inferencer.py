@@ -21,9 +21,8 @@ from torchvision.transforms.v2.functional import to_dtype, to_image
 from anomalib_dapo import knowledge
 from anomalib_dapo.data.dataclasses import NumpyTypedImageBatch, TypedImageBatch
 from anomalib_dapo.data.images import pil_to_rgb, read_rgb_image
-from anomalib_dapo.models.components.export import METADATA_KEY, TypedExport, reexport_hint
-from anomalib_dapo.models.components.typed_module import clip_resize
-from anomalib_dapo.models.dapo.torch_model import check_images
+from anomalib_dapo.exported import METADATA_KEY, ExportedModel, reexport_hint
+from anomalib_dapo.model_input import check_images, clip_resize
 
 ImageInput = str | Path | np.ndarray | PILImage | torch.Tensor
 """What ``predict`` takes: an image file, a PIL image, an ``(H, W[, C])`` or ``([B,] C, H, W)`` array or tensor."""
@@ -87,7 +86,9 @@ def engine_images(image: ImageInput, image_size: int) -> torch.Tensor:
         image = to_dtype(to_image(image) if channels_last else torch.from_numpy(image), torch.float32, scale=True)
     if image.dim() == 3:
         image = image.unsqueeze(0)
-    check_images(image.float(), unit_range=True)  # before the resize, which may overshoot [0, 1] as the Engine's does
+    check_images(
+        image.float(), "The inferencer", unit_range=True
+    )  # before the resize, which may overshoot [0, 1] as the Engine's does
     return clip_resize((image_size, image_size))(image.float())
 
 
@@ -110,7 +111,7 @@ class DapoTorchInferencer(TorchInferencer):
 
     def __init__(self, path: str | Path, device: str = "auto", defect_types: Sequence[str] | None = None) -> None:
         super().__init__(path, device)
-        if not isinstance(self.model, TypedExport):
+        if not isinstance(self.model, ExportedModel):
             msg = f"{path} holds a {type(self.model).__name__}, not an exported Dapo: use anomalib's TorchInferencer."
             raise NotADapoExportError(msg)
         self.metadata = self.model.export_metadata()

@@ -35,7 +35,8 @@ from anomalib_dapo.backbone.pretrain import IMAGE_SIZE, to_tensor
 from anomalib_dapo.data.corpus import NORMAL, Views, make_views, product_states
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.synthetic import DEFECT_KINDS
-from anomalib_dapo.models.components.typed_module import GENERIC_STATE, TypedPromptModule
+from anomalib_dapo.models.components.typed_module import TypedPromptModule
+from anomalib_dapo.models.components.vocabulary import GENERIC_STATE
 from anomalib_dapo.models.dapo import Dapo
 from anomalib_dapo.models.multiads import MultiAds
 from anomalib_dapo.report.paper_report import new_version_dir

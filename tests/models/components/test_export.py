@@ -1,6 +1,6 @@
-"""The export path both models share: MultiAds like Dapo, exports for stock inferencers, refusals, no traced classes.
+"""The export path both models share: exports for stock inferencers, refusals, no traced classes.
 
-Tolerances: see tests/parity.py.
+The parity of both models' typed exports with PyTorch: tests/deploy/test_export.py. Tolerances: tests/parity.py.
 """
 
 import gc
@@ -21,11 +21,10 @@ from anomalib_dapo.deploy import (
     DapoOpenVINOInferencer,
     DapoTorchInferencer,
     NotADapoExportError,
-    TextSideRemovedError,
-    UntrainedExportError,
     engine_images,
 )
-from parity import BINARY, F32, OUTPUTS, assert_parity, reference, write_assets
+from anomalib_dapo.models.components.export import UntrainedExportError
+from parity import BINARY, F32, assert_parity, reference, write_assets
 
 DAPO = {"backbone": "dapo-tiny", "image_size": 64, "text_depth": 4, "adapter_layers": [2, 4], "num_prompts": 2}
 MULTIADS = {"backbone": "dapo-tiny", "image_size": 64, "adapter_layers": [2, 4]}
@@ -59,28 +58,6 @@ def images() -> torch.Tensor:
 
 def fields(prediction: object, names: list[str]) -> dict[str, np.ndarray]:
     return {name: np.asarray(getattr(prediction, name)) for name in names}
-
-
-@pytest.mark.parametrize("export_type", list(ExportType))
-def test_every_multiads_export_runs_through_the_plugin_inferencers(learned, export_type, images, tmp_path, monkeypatch):
-    """``Engine.export`` (what ``anomalib export`` runs) to each format, read back with the type outputs.
-
-    (Dapo's are tested in tests/deploy/test_export.py.)
-    """
-    cls, kwargs = MultiAds, learned(MultiAds)
-    monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes a cache folder in the working directory
-    monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
-    path = Engine(default_root_dir=tmp_path, logger=False).export(cls(**kwargs), export_type, export_root=tmp_path)
-    if export_type == ExportType.TORCH:
-        inferencer = DapoTorchInferencer(path, device="cpu", defect_types=["scratch", "hole"])
-        with pytest.raises(TextSideRemovedError, match=rf"exported {cls.__name__}.*re-export"):
-            inferencer.model.use_vocabulary(["dent"])
-    else:
-        inferencer = DapoOpenVINOInferencer(path, device="CPU", config=F32, defect_types=["scratch", "hole"])
-    assert inferencer.metadata["model"] == cls.__name__
-    prediction = inferencer.predict(images)
-    assert prediction.pred_type_map.shape == (2, 3, 64, 64)
-    assert_parity(fields(prediction, OUTPUTS), reference(cls(**kwargs), images))
 
 
 @pytest.mark.parametrize("export_type", [ExportType.TORCH, ExportType.OPENVINO])

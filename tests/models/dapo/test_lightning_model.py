@@ -8,7 +8,7 @@ from lightning.pytorch import Trainer
 from anomalib_dapo import Dapo
 from anomalib_dapo.backbone import BackboneError
 from anomalib_dapo.knowledge import DuplicateDefectError, EmptyVocabularyError
-from anomalib_dapo.models.dapo.checkpoint import CheckpointMismatchError
+from anomalib_dapo.models.components.checkpoint import CheckpointMismatchError
 
 
 def _save(model: Dapo, path) -> None:

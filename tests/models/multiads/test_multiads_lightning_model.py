@@ -9,7 +9,7 @@ from lightning.pytorch import Trainer
 
 from anomalib_dapo import MultiAds, knowledge
 from anomalib_dapo.data import CrossDataset, generate_synthetic_dataset
-from anomalib_dapo.models.dapo.checkpoint import CheckpointMismatchError
+from anomalib_dapo.models.components.checkpoint import CheckpointMismatchError
 
 DATA = {"image_size": 64, "n_train": 2, "n_test_good": 2, "n_test_per_defect": 2}
 

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from anomalib_dapo import MultiAds
+from anomalib_dapo.model_input import ImageBatchError, NonFiniteInputError
+from anomalib_dapo.models.components.losses import dice_loss, focal_loss
 from anomalib_dapo.models.components.vocabulary import StageVocabulary
-from anomalib_dapo.models.dapo.loss import dice_loss, focal_loss
 from anomalib_dapo.models.multiads.loss import multiads_loss
 from anomalib_dapo.models.multiads.prompts import state_prompts
 
@@ -23,6 +24,17 @@ def test_inference_outputs_have_dapos_fields_and_shapes(multiads_kwargs):
     assert torch.equal(out.anomaly_map[:, 0], 1 - out.pred_type_map[:, 0])  # eq. 4
     assert out.pred_type_probs.shape == (2, 3)
     assert ((out.pred_score >= 0) & (out.pred_score <= 1)).all()
+
+
+def test_non_finite_or_non_batch_images_are_refused_as_by_dapo(multiads_kwargs):
+    model = MultiAds(**multiads_kwargs)
+    model.use_vocabulary(("scratch",))
+    images = torch.rand(2, 3, 64, 64)
+    images[1, 0, 5, 5] = torch.inf
+    with pytest.raises(NonFiniteInputError, match=r"Input images \[1\].*MultiAds scores finite images only"):
+        model.model.compute(images)
+    with pytest.raises(ImageBatchError, match=r"MultiAds takes a batch of RGB images"):
+        model.model.compute(images[0])
 
 
 def test_only_the_adapters_learn_and_the_text_encoder_runs_once_per_vocabulary(multiads_kwargs):

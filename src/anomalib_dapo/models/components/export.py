@@ -22,9 +22,9 @@ from anomalib.data import InferenceBatch
 from torch import nn
 
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
+from anomalib_dapo.exported import METADATA_KEY, reexport_hint
+from anomalib_dapo.model_input import check_images
 
-METADATA_KEY = "dapo"
-"""The ONNX metadata key (and OpenVINO ``rt_info`` entry under ``framework``) holding the export's metadata."""
 EXPORT_OPSET = 18
 """The ONNX opset exported by default: the dynamo exporter's lowest, so no lossy down-conversion is attempted."""
 CLIP_TEXT_SIDE = ("transformer", "token_embedding", "positional_embedding", "ln_final", "text_projection", "attn_mask")
@@ -37,14 +37,6 @@ class UntrainedExportError(RuntimeError):
 
 class TextSideRemovedError(RuntimeError):
     """An exported model was asked to encode text: it holds the state embeddings of one vocabulary only."""
-
-
-def reexport_hint(model: str = "Dapo", defect_types: str = "[scratch, dent]") -> str:
-    """The command that exports a learned model for another vocabulary."""
-    return (
-        f'anomalib export --model {model} --model.weights <learned.ckpt> --model.defect_types "{defect_types}" '
-        "--export_type <torch|onnx|openvino>"
-    )
 
 
 class TextSideRemoved(nn.Module):
@@ -164,6 +156,8 @@ def flag_non_finite(outputs: TypedInferenceBatch, images: torch.Tensor) -> Typed
 class TypedExport:
     """Export methods of the plugin's anomalib models (a base of ``TypedPromptModule``).
 
+    Its exports offer what :class:`anomalib_dapo.exported.ExportedModel` names, which the inferencers rely on.
+
     The host builds ``self.model`` (a :class:`TextSided` torch model), ``self.learned`` and ``self.image_size``,
     defines ``stage_vocabulary``, ``apply_vocabulary`` and ``collect_references``, calls :meth:`set_export_options` in
     its ``__init__`` and calls :meth:`mark_learned` when learned weights are loaded.
@@ -201,9 +195,7 @@ class TypedExport:
 
         Returns anomalib's four fields alone when ``type_outputs`` is off, for anomalib's stock inferencers.
         """
-        from anomalib_dapo.models.dapo.torch_model import check_images  # that module imports this one
-
-        check_images(batch, unit_range=True)
+        check_images(batch, type(self).__name__, unit_range=True)
         return self.unchecked_forward(batch, *args, **kwargs)
 
     def unchecked_forward(self, batch: torch.Tensor, *args, **kwargs) -> TypedInferenceBatch | InferenceBatch:

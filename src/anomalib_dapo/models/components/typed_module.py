@@ -16,7 +16,8 @@ from anomalib.metrics import AUPR, AUPRO, AUROC, AnomalibMetric, F1Max
 from anomalib.pre_processing import PreProcessor
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities.types import STEP_OUTPUT
-from torchvision.transforms.v2 import Compose, InterpolationMode, Normalize, Resize
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from torchvision.transforms.v2 import Compose, Normalize
 
 from anomalib_dapo import compat, knowledge
 from anomalib_dapo._logging import single_console_handler
@@ -32,19 +33,18 @@ from anomalib_dapo.metrics import (
 )
 from anomalib_dapo.metrics.evaluator import DapoEvaluator
 from anomalib_dapo.metrics.type_results import TypeResultsWriter
+from anomalib_dapo.model_input import clip_resize
 from anomalib_dapo.models.components import vocabulary as vocabulary_matching
+from anomalib_dapo.models.components.checkpoint import safe_globals
 from anomalib_dapo.models.components.export import TypedExport
 from anomalib_dapo.models.components.few_shot import reference_images
+from anomalib_dapo.models.components.post_processor import TypedPostProcessor
 from anomalib_dapo.models.components.runs import prepare_run
 from anomalib_dapo.models.components.vocabulary import GENERIC_STATE, StageVocabulary
-from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
-from anomalib_dapo.models.dapo.post_processor import DapoPostProcessor
 from anomalib_dapo.visualization import TypeVisualizer
 
 logger = logging.getLogger(__name__)
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 REFERENCE_BATCH = 8
 """Reference images encoded per pass when the few-shot memory is built."""
 
@@ -54,7 +54,7 @@ class TypedPromptModule(TypedExport):
 
     (anomalib finds its models among ``AnomalibModule``'s direct subclasses.) The subclass builds ``self.model``
     (a torch model with ``set_vocabulary``, ``encode_image``, ``compute`` and a ``references`` memory) and
-    ``self.learned`` (its :class:`~anomalib_dapo.models.dapo.checkpoint.LearnedWeights`), calls
+    ``self.learned`` (its :class:`~anomalib_dapo.models.components.checkpoint.LearnedWeights`), calls
     :meth:`set_options` and :meth:`set_export_options` in its ``__init__`` and :meth:`apply_vocabulary` once its
     torch model is built, and defines ``encode_vocabulary`` and ``training_loss``.
 
@@ -396,7 +396,7 @@ class TypedPromptModule(TypedExport):
     @classmethod
     def checkpoint_safe_globals(cls) -> Sequence[Any]:
         """The plugin's enums stored in the hyper-parameters, for ``weights_only`` loading."""
-        return SAFE_GLOBALS
+        return safe_globals()
 
     @property
     def trainer_arguments(self) -> dict[str, Any]:
@@ -406,12 +406,13 @@ class TypedPromptModule(TypedExport):
     def configure_pre_processor(self, image_size: tuple[int, int] | None = None) -> PreProcessor:
         """Resize to the model's resolution and normalise with CLIP's statistics."""
         size = image_size or (self.image_size, self.image_size)
-        return PreProcessor(transform=Compose([clip_resize(size), Normalize(mean=CLIP_MEAN, std=CLIP_STD)]))
+        normalize = Normalize(mean=OPENAI_DATASET_MEAN, std=OPENAI_DATASET_STD)
+        return PreProcessor(transform=Compose([clip_resize(size), normalize]))
 
     @staticmethod
-    def configure_post_processor() -> DapoPostProcessor:
+    def configure_post_processor() -> TypedPostProcessor:
         """Anomalib's post-processing, keeping the defect-type outputs in exported graphs."""
-        return DapoPostProcessor()
+        return TypedPostProcessor()
 
     @staticmethod
     def configure_evaluator() -> DapoEvaluator:
@@ -440,14 +441,6 @@ class TypedPromptModule(TypedExport):
     def configure_visualizer(cls) -> TypeVisualizer:
         """Anomalib's pictures plus the ground-truth and predicted defect types coloured in, with a legend."""
         return TypeVisualizer()
-
-
-def clip_resize(size: int | Sequence[int]) -> Resize:
-    """The resize of the models' pre-processing (``Engine`` runs it with antialiasing; exported graphs without).
-
-    The plugin's inferencers run it before an exported graph, so that they see the images ``Engine`` sees.
-    """
-    return Resize(size, antialias=True, interpolation=InterpolationMode.BICUBIC)
 
 
 def type_metrics(num_types: int) -> list[AnomalibMetric]:

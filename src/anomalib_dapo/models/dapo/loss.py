@@ -4,34 +4,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-_EPS = 1e-8
-
-
-def focal_loss(probs: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
-    """Multi-class focal loss on probabilities: ``mean(-(1 - p_y)^γ log p_y)``.
-
-    Args:
-        probs: State probabilities, shape ``(B, K + 1, H, W)``.
-        target: Integer type mask, shape ``(B, H, W)``.
-        gamma: Focusing parameter (2).
-
-    """
-    p_true = probs.gather(1, target.unsqueeze(1)).squeeze(1).clamp_min(_EPS)
-    return (-((1 - p_true) ** gamma) * p_true.log()).mean()
-
-
-def dice_loss(pred: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """Soft dice loss per image, averaged over the batch: ``1 - (2|P∩Y| + s) / (|P| + |Y| + s)``.
-
-    Args:
-        pred: Probabilities, shape ``(B, H, W)``.
-        target: Binary target, shape ``(B, H, W)``.
-        smooth: Additive smoothing that keeps empty masks finite.
-
-    """
-    pred, target = pred.flatten(1), target.flatten(1).to(pred.dtype)
-    overlap = (pred * target).sum(dim=1)
-    return (1 - (2 * overlap + smooth) / (pred.sum(dim=1) + target.sum(dim=1) + smooth)).mean()
+from anomalib_dapo.models.components.losses import dice_loss, focal_loss
 
 
 def global_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -45,7 +18,7 @@ def local_loss(stage_probs: list[torch.Tensor], type_mask: torch.Tensor, gamma: 
     Args:
         stage_probs: ``M`` upsampled state-probability maps ``UP(S_i)``, each ``(B, K + 1, H, W)``.
         type_mask: ``Y`` as an integer mask, shape ``(B, H, W)``; ``Y[0]`` is its normal indicator.
-        gamma: Focal loss focusing parameter.
+        gamma: Focal loss focusing parameter. Defaults to ``2``.
 
     """
     normal = type_mask == 0
@@ -60,8 +33,8 @@ class DapoLoss(nn.Module):
     """Eq. 9: ``L_total = L_global + λ · L_local``.
 
     Args:
-        lambda_local: ``λ``, weight of the local loss (4).
-        focal_gamma: ``γ`` of the focal loss (2).
+        lambda_local: ``λ``, weight of the local loss. Defaults to ``4``.
+        focal_gamma: ``γ`` of the focal loss. Defaults to ``2``.
 
     """
 

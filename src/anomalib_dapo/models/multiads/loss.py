@@ -1,8 +1,8 @@
-"""MultiADS' training objective (MultiADS §4.1.3, eq. 2), from the focal and dice losses DAPO uses too."""
+"""MultiADS' training objective (MultiADS §4.1.3, eq. 2), from the shared focal and dice losses."""
 
 import torch
 
-from anomalib_dapo.models.dapo.loss import dice_loss, focal_loss
+from anomalib_dapo.models.components.losses import dice_loss, focal_loss
 
 
 def multiads_loss(stage_probs: torch.Tensor, type_mask: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -14,7 +14,7 @@ def multiads_loss(stage_probs: torch.Tensor, type_mask: torch.Tensor, gamma: flo
     Args:
         stage_probs: Upsampled state probabilities ``UP(S_i)``, ``(B, M, K + 1, H, W)``.
         type_mask: ``M'_x``, the integer type mask, ``(B, H, W)``; ``M_x`` is where it is not 0.
-        gamma: Focal loss focusing parameter (2).
+        gamma: Focal loss focusing parameter. Defaults to ``2``.
 
     """
     anomalous = type_mask > 0

@@ -9,7 +9,7 @@ are averaged into its embedding (§4.1.1).
 from collections.abc import Sequence
 
 from anomalib_dapo.knowledge.phrases import GENERIC_PHRASES, NORMAL_PHRASES, defect_phrases
-from anomalib_dapo.models.components.typed_module import GENERIC_STATE
+from anomalib_dapo.models.components.vocabulary import GENERIC_STATE
 
 TEMPLATES = (
     "a bad photo of a {}.",

@@ -10,17 +10,14 @@ from torch import nn
 
 from anomalib_dapo.backbone.text import encode_text, trim, warn_overlong
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
+from anomalib_dapo.model_input import check_finite, check_images
+from anomalib_dapo.models.components.adapters import StageAdapters
 from anomalib_dapo.models.components.export import CLIP_TEXT_SIDE
 from anomalib_dapo.models.components.few_shot import ReferenceMemory
-from anomalib_dapo.models.dapo.torch_model import (
-    ImageScore,
-    StageAdapters,
-    check_layers,
-    embed_dim,
-    name_order,
-    similarity_maps,
-    typed_predictions,
-)
+from anomalib_dapo.models.components.layers import resolve_adapter_layers
+from anomalib_dapo.models.components.precision import float32
+from anomalib_dapo.models.components.predictions import ImageScore, typed_predictions
+from anomalib_dapo.models.components.similarity import name_order, similarity_maps
 from anomalib_dapo.models.multiads.prompts import OBJECT_WORD, state_prompts
 
 TEXT_CHUNK = 1024
@@ -49,9 +46,15 @@ class MultiAdsModel(nn.Module):
     Args:
         clip: The frozen OpenCLIP model.
         tokenizer: Its tokenizer.
-        adapter_layers: 1-based, increasing encoder layers whose patch tokens are adapted (6, 12, 18, 24).
-        temperature: ``τ`` of the similarities (0.07).
-        image_score: Image score formation (``fusion``: the mean of ``a_x`` and the map maximum, §4.2.2).
+        adapter_layers: 1-based, increasing encoder layers whose patch tokens are adapted. Defaults to ``None``:
+            the quarter points of the vision tower (layers 6, 12, 18, 24 of ViT-L's 24).
+        temperature: ``τ`` of the similarities. Defaults to ``0.07``.
+        image_score: Image score formation. Defaults to ``fusion``: the mean of ``a_x`` and the map maximum
+            (§4.2.2).
+
+    Under Lightning's mixed precision (``--trainer.precision bf16-mixed``) the image encoder computes in half
+    precision; the text encoder and the similarity heads stay in float32
+    (:mod:`anomalib_dapo.models.components.precision`).
 
     """
 
@@ -59,21 +62,20 @@ class MultiAdsModel(nn.Module):
         self,
         clip: CLIP,
         tokenizer: nn.Module,
-        adapter_layers: Sequence[int] = (6, 12, 18, 24),
+        adapter_layers: Sequence[int] | None = None,
         temperature: float = 0.07,
         image_score: ImageScore | str = ImageScore.FUSION,
     ) -> None:
         super().__init__()
-        check_layers("adapter_layers", adapter_layers, len(clip.visual.transformer.resblocks), minimum=1)
-        if list(adapter_layers) != sorted(set(adapter_layers)):
-            msg = f"adapter_layers={list(adapter_layers)} must be increasing, e.g. [6, 12, 18, 24]."
+        self.adapter_layers = resolve_adapter_layers(clip, adapter_layers)
+        if list(self.adapter_layers) != sorted(set(self.adapter_layers)):
+            msg = f"adapter_layers={list(self.adapter_layers)} must be increasing, e.g. [6, 12, 18, 24]."
             raise ValueError(msg)
         self.clip = clip.requires_grad_(False).eval()
         self.tokenizer = tokenizer
-        self.adapter_layers = tuple(adapter_layers)
         self.temperature = temperature
         self.image_score = ImageScore(image_score)
-        self.adapters = StageAdapters(len(self.adapter_layers), clip.visual.transformer.width, embed_dim(clip))
+        self.adapters = StageAdapters.for_clip(clip, len(self.adapter_layers))
         self.references = ReferenceMemory()
         self.register_buffer("states", torch.empty(0), persistent=False)
         self.vocabulary: tuple[str, ...] = ()
@@ -107,7 +109,7 @@ class MultiAdsModel(nn.Module):
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Unit text features ``(N, D)`` of ``texts``, in chunks (bounded memory), each at the length it needs."""
         device = self.clip.token_embedding.weight.device
-        with torch.no_grad():
+        with torch.no_grad(), float32(device):
             return torch.cat(
                 [
                     encode_text(
@@ -154,29 +156,35 @@ class MultiAdsModel(nn.Module):
         if not self.states.numel():
             msg = "No vocabulary set: call set_vocabulary(defect_types, defect_words) first."
             raise RuntimeError(msg)
-        image, patches = self.encode_image(images)
-        states = self.states[0].expand(len(images), -1, -1) if products is None else self.states[products]
-        return MultiAdsForward(
-            image=F.normalize(image, dim=-1),
-            patches=patches,
-            stage_probs=similarity_maps(patches, states, self.temperature, name_order(self.vocabulary)),
-            states=states,
-        )
+        check_images(images, "MultiAds")
+        check_finite(images, "MultiAds")
+        image, patches = self.encode_image(images)  # in the trainer's precision
+        # images.shape[0], not len(images), which an exported graph would fix to the example's batch size
+        states = self.states[0].expand(images.shape[0], -1, -1) if products is None else self.states[products]
+        with float32(images.device):  # cosines / τ magnify half-precision rounding: the heads run in float32
+            image, patches = image.float(), patches.float()
+            return MultiAdsForward(
+                image=F.normalize(image, dim=-1),
+                patches=patches,
+                stage_probs=similarity_maps(patches, states, self.temperature, name_order(self.vocabulary)),
+                states=states,
+            )
 
     def forward(self, images: torch.Tensor) -> MultiAdsForward | TypedInferenceBatch:
         """Similarities in training mode; anomalib's inference fields plus the type outputs in eval mode."""
         outputs = self.compute(images)
         if self.training:
             return outputs
-        # a_x: 1 − the normal state's share of the softmax over the K + 1 global similarities (§4.2).
-        global_cos = torch.einsum("bd,bkd->bk", outputs.image, F.normalize(outputs.states, dim=-1))
-        order = name_order(self.vocabulary)  # normal first: the softmax in name order, as for the maps
-        global_score = 1 - (global_cos[:, order] / self.temperature).softmax(dim=-1)[:, 0]
-        return typed_predictions(
-            outputs.stage_probs,
-            global_score,
-            (global_cos[:, 1:] - global_cos[:, :1]) / self.temperature,
-            images.shape[-2:],
-            self.image_score,
-            self.references(outputs.patches),
-        )
+        with float32(images.device):
+            # a_x: 1 − the normal state's share of the softmax over the K + 1 global similarities (§4.2).
+            global_cos = torch.einsum("bd,bkd->bk", outputs.image, F.normalize(outputs.states, dim=-1))
+            order = name_order(self.vocabulary)  # normal first: the softmax in name order, as for the maps
+            global_score = 1 - (global_cos[:, order] / self.temperature).softmax(dim=-1)[:, 0]
+            return typed_predictions(
+                outputs.stage_probs,
+                global_score,
+                (global_cos[:, 1:] - global_cos[:, :1]) / self.temperature,
+                images.shape[-2:],
+                self.image_score,
+                self.references(outputs.patches),
+            )

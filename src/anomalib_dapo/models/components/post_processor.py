@@ -1,4 +1,4 @@
-"""anomalib's post-processor, extended so exported graphs also return the defect-type outputs."""
+"""anomalib's post-processor, extended so that exported graphs also return the defect-type outputs."""
 
 from anomalib.data import InferenceBatch
 from anomalib.post_processing import PostProcessor
@@ -6,7 +6,7 @@ from anomalib.post_processing import PostProcessor
 from anomalib_dapo.data.dataclasses import TypedInferenceBatch
 
 
-class DapoPostProcessor(PostProcessor):
+class TypedPostProcessor(PostProcessor):
     """Normalises and thresholds score and anomaly map like anomalib, and passes the type outputs through.
 
     The type outputs are probabilities and an argmax already, so they need no calibration.

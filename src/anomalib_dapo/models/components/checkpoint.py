@@ -1,19 +1,38 @@
-"""Learned-weights checkpoints: only what DAPO learns travels, checked against the model it is loaded into."""
+"""Learned-weights checkpoints: only what a model learns travels, checked against the model it is loaded into.
+
+A Lightning checkpoint of Dapo or MultiAds keeps the learned parameters (prompts, adapters) and anomalib's
+component state, never the frozen CLIP weights, and records the model's layout under :data:`META_KEY`.
+"""
 
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from anomalib.utils.serialization import anomalib_safe_globals
+from torch import nn
 
-from anomalib_dapo.models.dapo.prompts import TokenInit
-from anomalib_dapo.models.dapo.torch_model import AdapterInit, Aggregation, DapoModel, ImageScore
+from anomalib_dapo.models.components.options import OptionEnum
 
 FROZEN_PREFIX = "model.clip."
 META_KEY = "dapo"
-SAFE_GLOBALS = (TokenInit, ImageScore, Aggregation, AdapterInit)
-"""The plugin's types that checkpoints hold in their hyper-parameters, allowed by ``weights_only`` loading."""
+"""The checkpoint entry holding the layout (the same key for every model of the plugin)."""
+
+
+def safe_globals() -> tuple[type, ...]:
+    """The plugin's option types (every :class:`OptionEnum`), which checkpoints hold in their hyper-parameters.
+
+    ``weights_only`` loading allows them. Importing this module imports :mod:`anomalib_dapo.models`, which
+    defines every model's options, so that a Dapo checkpoint read for MultiAds (or the other way round) is read
+    and refused with the model it belongs to.
+    """
+    found, pending = [], list(OptionEnum.__subclasses__())
+    while pending:
+        option = pending.pop(0)
+        found.append(option)
+        pending += option.__subclasses__()
+    return tuple(found)
 
 
 class CheckpointMismatchError(ValueError):
@@ -23,19 +42,32 @@ class CheckpointMismatchError(ValueError):
 class LearnedWeights:
     """Strips the frozen CLIP weights from checkpoints, records the model layout, and checks it on load.
 
-    A learned checkpoint holds the prompt contexts, the progressive tokens, the adapters and anomalib's
-    component state, plus ``checkpoint["dapo"]``: the backbone and the shape of every learned tensor.
+    A learned checkpoint holds the learned parameters and anomalib's component state, plus
+    ``checkpoint["dapo"]``: the model, the backbone and the shape of every learned tensor.
+
+    Args:
+        model: The torch model (its ``clip`` is the frozen part; ``adapter_layers`` is recorded).
+        model_name: The anomalib model (``Dapo``, ``MultiAds``), recorded and named in the messages.
+        backbone: The OpenCLIP model name.
+        image_size: The input resolution.
+        layout_options: The model's options that shape its learned tensors, named when they differ. Defaults to
+            ``("adapter_layers",)``.
+
     """
 
-    def __init__(self, model: DapoModel, backbone: str, image_size: int) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        model_name: str,
+        backbone: str,
+        image_size: int,
+        layout_options: Sequence[str] = ("adapter_layers",),
+    ) -> None:
         self.model = model
+        self.model_name = model_name
         self.backbone = backbone
         self.image_size = image_size
-
-    @property
-    def model_name(self) -> str:
-        """The anomalib model of these weights: ``Dapo`` for ``DapoModel``, ``MultiAds`` for ``MultiAdsModel``."""
-        return type(self.model).__name__.removesuffix("Model")
+        self.layout_options = tuple(layout_options)
 
     def layout(self) -> dict[str, Any]:
         """What a checkpoint must match: model, backbone, adapter layers and learned tensor shapes."""
@@ -83,10 +115,9 @@ class LearnedWeights:
                 if layout["shapes"].get(name) != ours["shapes"].get(name)
             )
             msg = (
-                f"{source} has another prompt/adapter layout (adapter_layers {layout['adapter_layers']}, "
-                f"differing tensors {differing}) than this model (adapter_layers {ours['adapter_layers']}). "
-                "Use the same prompt_length, num_prompts, prompt_tokens, text_depth, vision_depth and "
-                "adapter_layers as in training."
+                f"{source} has another layout of learned tensors (adapter_layers {layout['adapter_layers']}, "
+                f"differing tensors {differing}) than this {ours['model']} (adapter_layers {ours['adapter_layers']}). "
+                f"Use the same {', '.join(self.layout_options)} as in training (the config.yaml beside the checkpoint)."
             )
             raise CheckpointMismatchError(msg)
 
@@ -98,28 +129,27 @@ class LearnedWeights:
             state.setdefault(FROZEN_PREFIX + key, value)
 
     def load_file(self, path: str | Path) -> dict[str, torch.Tensor]:
-        """Load the learned parameters of a Dapo checkpoint file into the model (on CPU, whatever it was trained on).
+        """Load the learned parameters of a checkpoint file into the model (on CPU, whatever it was trained on).
 
         Returns:
             The checkpoint's whole state dict, for the caller's other components.
 
         """
-        path = Path(path)
+        path, name = Path(path), self.model_name
         if not path.is_file():
-            msg = f"Dapo weights not found: {path}. Pass the .ckpt written by 'anomalib train --model Dapo'."
+            msg = f"{name} weights not found: {path}. Pass the .ckpt written by 'anomalib train --model {name}'."
             raise FileNotFoundError(msg)
         try:
-            with anomalib_safe_globals(extra=SAFE_GLOBALS):
+            with anomalib_safe_globals(extra=safe_globals()):
                 checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch.load fails in many ways on other files (text: KeyError, IndexError)
-            name = self.model_name
             msg = (
                 f"{path} is not a readable {name} checkpoint ({type(error).__name__}{_reason(error)}). Pass the .ckpt "
                 f"written by 'anomalib train --model {name}' (results/{name}/.../weights/lightning/model.ckpt)."
             )
             raise CheckpointMismatchError(msg) from error
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-            msg = f"{path} is not a {self.model_name} checkpoint (no Lightning state dict): pass the .ckpt it wrote."
+            msg = f"{path} is not a {name} checkpoint (no Lightning state dict): pass the .ckpt it wrote."
             raise CheckpointMismatchError(msg)
         self.check(checkpoint, str(path))
         prefix = "model."

@@ -1,7 +1,7 @@
 import torch
 
 from anomalib_dapo.backbone.clip import TINY_BACKBONE, load_clip
-from anomalib_dapo.models.dapo.torch_model import AdapterInit, StageAdapters
+from anomalib_dapo.models.components.adapters import AdapterInit, StageAdapters
 
 
 def test_projection_init_makes_each_adapter_clips_own_image_projection():
