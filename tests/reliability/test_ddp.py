@@ -28,8 +28,9 @@ from anomalib.engine import Engine
 
 from anomalib_dapo import Dapo
 from anomalib_dapo.backbone.clip import _register_tiny_config
-from anomalib_dapo.data import CrossDataset, generate_synthetic_dataset
+from anomalib_dapo.data import CrossDataset
 from console import anomalib
+from tiny import TINY
 
 ATOL = 1e-6
 EXACT = (
@@ -50,23 +51,13 @@ def metrics(output: str) -> dict[str, float]:
     return {name: float(value) for name, value in found.items()}
 
 
-def test_ddp_train_and_test_match_one_process(tmp_path):
-    data = generate_synthetic_dataset(
-        tmp_path / "data", categories=("disc",), image_size=64, n_train=1, n_test_good=2, n_test_per_defect=2
-    )
+def test_ddp_train_and_test_match_one_process(tmp_path, synthetic):
+    data = synthetic(categories=("disc",), n_train=1)
     _register_tiny_config()
     torch.manual_seed(0)
     clip = tmp_path / "tiny_clip.pt"  # each process must build the same frozen backbone
     torch.save(open_clip.create_model("dapo-tiny", force_image_size=64).state_dict(), clip)
-    model = {
-        "backbone": "dapo-tiny",
-        "pretrained": str(clip),
-        "image_size": 64,
-        "text_depth": 4,
-        "adapter_layers": [2, 4],
-        "num_prompts": 2,
-        "visualizer": False,
-    }
+    model = {**TINY, "pretrained": str(clip)}
     datamodule = {
         "source": "synthetic",
         "source_root": str(data),

@@ -21,25 +21,17 @@ from anomalib_dapo.data import (
     DatasetNotFoundError,
     TypedImageBatch,
     TypedMVTecADDataset,
-    generate_synthetic_dataset,
 )
 from anomalib_dapo.data.typed import ImageReadError, read_rgb_image
 from anomalib_dapo.models.dapo.checkpoint import CheckpointMismatchError
 from anomalib_dapo.models.dapo.torch_model import NonFiniteInputError
-from tiny import TINY
+from tiny import ONE_DISC, TINY
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
+def data(tmp_path_factory, synthetic) -> Path:
     """A small synthetic dataset in MVTec-AD's layout; tests copy it before changing anything."""
-    return generate_synthetic_dataset(
-        tmp_path_factory.mktemp("inputs") / "data",
-        categories=("disc",),
-        image_size=32,
-        n_train=1,
-        n_test_good=1,
-        n_test_per_defect=1,
-    )
+    return synthetic(**ONE_DISC)
 
 
 def typed_test_split(root: Path) -> TypedMVTecADDataset:

@@ -7,21 +7,13 @@ from anomalib.engine import Engine
 from lightning import seed_everything
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.data import generate_synthetic_dataset
 
 CALIBRATION = ("image_threshold", "pixel_threshold", "image_min", "image_max", "pixel_min", "pixel_max")
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory):
-    return generate_synthetic_dataset(
-        tmp_path_factory.mktemp("target"),
-        categories=("grid",),
-        image_size=64,
-        n_train=2,
-        n_test_good=2,
-        n_test_per_defect=1,
-    )
+def target(tmp_path_factory, synthetic):
+    return synthetic(categories=("grid",), n_test_per_defect=1)
 
 
 def _run(verb, target, tmp_path, tiny_kwargs, checkpoint, by_path):

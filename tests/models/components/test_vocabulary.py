@@ -23,9 +23,9 @@ def _engine(root: Path) -> Engine:
 
 
 @pytest.fixture(scope="module")
-def disc(tmp_path_factory) -> SyntheticDefects:
+def disc(tmp_path_factory, synthetic) -> SyntheticDefects:
     """The synthetic disc: its masks index ``scratch, hole, stain, missing``."""
-    return SyntheticDefects(tmp_path_factory.mktemp("synthetic"), "disc", **SIZES)
+    return SyntheticDefects(synthetic(**SIZES), "disc", **SIZES)
 
 
 def test_type_id_map_by_name():
@@ -72,10 +72,9 @@ def test_a_vocabulary_lacking_data_types_fails_before_any_work(tiny_checkpoint, 
 
 
 @pytest.mark.parametrize("model_class", [Dapo, MultiAds])
-def test_product_filter_on_typed_datamodules(model_class, tiny_kwargs, tmp_path):
+def test_product_filter_on_typed_datamodules(model_class, tiny_kwargs, tmp_path, synthetic):
     """``false`` scores every type of the target dataset, ``true`` the product's; both give type metrics."""
-    root = tmp_path / "data"
-    SyntheticDefects(root, "tile", **SIZES).prepare_data()
+    root = synthetic(**SIZES)
     kwargs = {k: v for k, v in tiny_kwargs.items() if model_class is Dapo or k not in ("text_depth", "num_prompts")}
     product, every = ("scratch", "hole", "stain"), ("scratch", "hole", "stain", "missing")
     for datamodule in (

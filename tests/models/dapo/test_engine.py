@@ -5,14 +5,14 @@ from anomalib.data import MVTecAD
 from anomalib.engine import Engine
 
 from anomalib_dapo import Dapo, knowledge
-from anomalib_dapo.data import SyntheticDefects, TypedImageBatch, generate_synthetic_dataset
+from anomalib_dapo.data import SyntheticDefects, TypedImageBatch
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, tiny_checkpoint):
+def workspace(tmp_path_factory, tiny_checkpoint, synthetic):
     """Synthetic data in MVTec layout and an untrained Dapo checkpoint (these tests are about plumbing)."""
     root = tmp_path_factory.mktemp("engine")
-    generate_synthetic_dataset(root / "data", image_size=64, n_test_per_defect=2, n_test_good=2, n_train=2)
+    (root / "data").symlink_to(synthetic())  # the tests read it through this name
     (root / "weights.ckpt").symlink_to(tiny_checkpoint)
     return root
 
