@@ -18,12 +18,20 @@ TINY = MappingProxyType(
 """A Dapo small enough for CPU tests: 4-layer 64-wide CLIP, 8×8 patch grid, two stages, E = 2."""
 
 
+PROMPT_OPTIONS = ("text_depth", "num_prompts")
+"""Dapo's prompt-learning options, which MultiAds has not."""
+
+
+def tiny_config(drop: Collection[str] = ()) -> dict:
+    """:data:`TINY` less the names in ``drop`` (those a test sets itself, or a model has not)."""
+    return {key: value for key, value in TINY.items() if key not in drop}
+
+
 def cli_options(drop: Collection[str] = ()) -> tuple[str, ...]:
-    """:data:`TINY` less the names in ``drop``, as ``--model.<name> <value>`` options (anomalib, dapo-report)."""
-    values = {key: value for key, value in TINY.items() if key not in drop}
+    """:func:`tiny_config` as ``--model.<name> <value>`` options (of anomalib, dapo-report)."""
     return tuple(
         arg
-        for key, value in values.items()
+        for key, value in tiny_config(drop).items()
         for arg in (f"--model.{key}", value if isinstance(value, str) else json.dumps(value))
     )
 

@@ -28,15 +28,9 @@ from anomalib_dapo.deploy import (
     engine_images,
 )
 from parity import F32, OUTPUTS, assert_parity, reference, write_assets
+from tiny import cli_options, tiny_config
 
-TINY = {
-    "backbone": "dapo-tiny",
-    "image_size": 64,
-    "text_depth": 4,
-    "adapter_layers": [2, 4],
-    "num_prompts": 2,
-    "visualizer": False,
-}
+TINY = tiny_config(drop=["pretrained"])  # each model here names its CLIP weights
 
 
 @pytest.fixture(scope="module")
@@ -196,12 +190,8 @@ def test_anomalib_export_console_script(assets, images, tmp_path, monkeypatch):
         str(Path(sys.executable).with_name("anomalib")),
         "export",
         "--model=Dapo",
-        "--model.backbone=dapo-tiny",
+        *cli_options(drop=["pretrained"]),
         f"--model.pretrained={assets['clip']}",
-        "--model.image_size=64",
-        "--model.text_depth=4",
-        "--model.adapter_layers=[2, 4]",
-        "--model.num_prompts=2",
         f"--model.weights={assets['weights']}",
         "--model.defect_types=[scratch, dent]",
         "--export_type=torch",
