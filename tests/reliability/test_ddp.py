@@ -21,15 +21,14 @@ start-up. What is compared and why:
 
 import re
 
-import open_clip
 import pytest
 import torch
 from anomalib.engine import Engine
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.backbone.clip import _register_tiny_config
 from anomalib_dapo.data import CrossDataset
 from console import anomalib
+from parity import write_tiny_clip
 from tiny import TINY
 
 ATOL = 1e-6
@@ -51,12 +50,10 @@ def metrics(output: str) -> dict[str, float]:
     return {name: float(value) for name, value in found.items()}
 
 
+@pytest.mark.slow
 def test_ddp_train_and_test_match_one_process(tmp_path, synthetic):
     data = synthetic(categories=("disc",), n_train=1)
-    _register_tiny_config()
-    torch.manual_seed(0)
-    clip = tmp_path / "tiny_clip.pt"  # each process must build the same frozen backbone
-    torch.save(open_clip.create_model("dapo-tiny", force_image_size=64).state_dict(), clip)
+    clip = write_tiny_clip(tmp_path / "tiny_clip.pt")  # each process must build the same frozen backbone
     model = {**TINY, "pretrained": str(clip)}
     datamodule = {
         "source": "synthetic",
