@@ -16,7 +16,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import open_clip
 import pytest
 import torch
 from anomalib.data import MVTecAD
@@ -26,9 +25,9 @@ from lightning.pytorch import seed_everything
 from PIL import Image
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.backbone.clip import _register_tiny_config
 from anomalib_dapo.data import CrossDataset, TypedImageBatch
 from anomalib_dapo.deploy import DapoOpenVINOInferencer, DapoTorchInferencer
+from parity import write_tiny_clip
 from tiny import TINY
 
 CATEGORY = "disc"
@@ -69,10 +68,7 @@ def learned(model: Dapo) -> dict[str, torch.Tensor]:
 def trained(tmp_path_factory, synthetic) -> Trained:
     root = tmp_path_factory.mktemp("flows")
     data = synthetic(categories=(CATEGORY,))
-    _register_tiny_config()
-    torch.manual_seed(0)
-    clip = root / "tiny_clip.pt"
-    torch.save(open_clip.create_model("dapo-tiny", force_image_size=64).state_dict(), clip)
+    clip = write_tiny_clip(root / "tiny_clip.pt")
     kwargs = {**TINY, "pretrained": str(clip)}
     seed_everything(0)
     model = Dapo(**kwargs)
