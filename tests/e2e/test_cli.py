@@ -3,11 +3,12 @@
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from console import anomalib
+from console import anomalib, anomalib_in_process
 from tiny import cli_options
 
 # The short name resolves through the plugin's registration, with no import by the user; predict draws pictures.
@@ -38,10 +39,11 @@ def cross(data: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def seeded_fit(data: Path, root: Path) -> Path:
-    """``anomalib fit`` with ``--seed_everything 7`` into ``root``: the learned weights' file."""
+def seeded_fit(data: Path, root: Path, run: Callable[..., object] = anomalib) -> Path:
+    """``anomalib fit`` with ``--seed_everything 7`` into ``root`` (``run``: the console script, or its CLI in this
+    process): the learned weights' file."""
     trainer = ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--default_root_dir", str(root)]
-    anomalib("fit", *MODEL, *cross(data), *trainer, "--seed_everything", "7", cwd=data)
+    run("fit", *MODEL, *cross(data), *trainer, "--seed_everything", "7", cwd=data)
     return root / "Dapo/CrossDataset/tile/latest/weights/lightning/model.ckpt"
 
 
@@ -126,13 +128,14 @@ def test_fit_test_predict_through_the_console_script(data, fitted, typed_test):
 
 @pytest.mark.slow
 def test_a_seed_in_the_config_makes_training_reproducible(data, fitted):
-    """anomalib 2.7's CLI ignores ``seed_everything``; the plugin applies it: two runs learn bit-identical tensors."""
+    """anomalib 2.7's CLI ignores ``seed_everything``; the plugin applies it: two runs learn bit-identical tensors
+    (the console script's, and the CLI's in this process after other tests, whatever they left in it)."""
     import torch
 
     from anomalib_dapo.models.dapo.checkpoint import SAFE_GLOBALS
 
     learned = []
-    for path in (fitted, seeded_fit(data, data / "seeded_again")):
+    for path in (fitted, seeded_fit(data, data / "seeded_again", anomalib_in_process)):
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             learned.append(torch.load(path, weights_only=True)["state_dict"])
     assert learned[0].keys() == learned[1].keys() and learned[0]
