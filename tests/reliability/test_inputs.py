@@ -25,7 +25,7 @@ from anomalib_dapo.data import (
 from anomalib_dapo.data.typed import ImageReadError, read_rgb_image
 from anomalib_dapo.models.dapo.checkpoint import CheckpointMismatchError
 from anomalib_dapo.models.dapo.torch_model import NonFiniteInputError
-from tiny import ONE_DISC, TINY
+from tiny import ONE_DISC, PROMPT_OPTIONS, TINY, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +256,7 @@ def test_a_checkpoint_of_the_other_model_names_the_model_to_use(tmp_path, tiny_c
 
     from anomalib_dapo import MultiAds
 
-    multiads = {key: value for key, value in TINY.items() if key not in {"text_depth", "num_prompts"}}
+    multiads = tiny_config(drop=PROMPT_OPTIONS)
     trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
     trainer.strategy.connect(MultiAds(**multiads))
     trainer.save_checkpoint(tmp_path / "multiads.ckpt")

@@ -26,7 +26,7 @@ from anomalib_dapo.deploy import (
     engine_images,
 )
 from parity import BINARY, F32, OUTPUTS, assert_parity, reference, write_assets
-from tiny import PROMPT_OPTIONS, SYNTHETIC, tiny_config
+from tiny import PROMPT_OPTIONS, SYNTHETIC, cli_options, tiny_config
 
 DAPO = tiny_config(drop=["pretrained", "visualizer"])
 MULTIADS = tiny_config(drop=["pretrained", "visualizer", *PROMPT_OPTIONS])
@@ -156,10 +156,7 @@ def test_anomalib_export_without_weights_fails_with_the_fix_in_the_last_lines(tm
         str(Path(sys.executable).with_name("anomalib")),
         "export",
         "--model=MultiAds",
-        "--model.backbone=dapo-tiny",
-        "--model.pretrained=null",
-        "--model.image_size=64",
-        "--model.adapter_layers=[2, 4]",
+        *cli_options(drop=["visualizer", *PROMPT_OPTIONS]),
         "--export_type=torch",
         f"--export_root={tmp_path}",
     ]
