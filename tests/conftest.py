@@ -1,12 +1,12 @@
-"""Shared fixtures: the tiny CLIP and small Dapo configurations (CPU, random weights)."""
+"""Shared fixtures: the tiny CLIP and small Dapo configurations (CPU, random weights), the synthetic datasets."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from tiny import TINY
+from tiny import SYNTHETIC, TINY
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +40,29 @@ def root_handlers():
     for handler in saved:
         root.addHandler(handler)
     root.setLevel(level)
+
+
+def _listing(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(path): (path.stat().st_size, path.stat().st_mtime_ns) for path in sorted(root.rglob("*"))}
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory) -> Iterator[Callable[..., Path]]:
+    """``synthetic(**params)``: the root of the synthetic dataset ``generate_synthetic_dataset`` writes with
+    ``params`` over :data:`tiny.SYNTHETIC`, written once per session and shared, so read-only: a test that changes
+    files copies the dataset first. The session fails at its end if a test changed one."""
+    from anomalib_dapo.data import generate_synthetic_dataset
+
+    written: dict[str, tuple[Path, dict]] = {}
+
+    def get(**params: object) -> Path:
+        params = {**SYNTHETIC, **params}
+        key = repr(sorted((name, tuple(v) if isinstance(v, list) else v) for name, v in params.items()))
+        if key not in written:
+            root = generate_synthetic_dataset(tmp_path_factory.mktemp("synthetic") / "data", **params)
+            written[key] = (root, _listing(root))
+        return written[key][0]
+
+    yield get
+    changed = [str(root) for root, listing in written.values() if _listing(root) != listing]
+    assert not changed, f"tests changed the shared synthetic datasets {changed}: copy one before changing it"

@@ -17,3 +17,19 @@ def anomalib(*args: str, cwd: Path | str, env: Mapping[str, str] | None = None, 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     return output
+
+
+def anomalib_in_process(*args: str, cwd: Path | str) -> None:
+    """Run what the ``anomalib`` console script runs (``AnomalibCLI``) on ``args`` in this process, from ``cwd``.
+
+    For tests about what a run does rather than about the console script itself: no interpreter start-up, the
+    same parser, plugin hooks and engine. Its errors are raised, not printed.
+    """
+    from anomalib.cli import AnomalibCLI
+
+    before = Path.cwd()
+    os.chdir(cwd)
+    try:
+        AnomalibCLI(list(args))
+    finally:
+        os.chdir(before)

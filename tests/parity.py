@@ -21,12 +21,18 @@ OUTPUTS = [*BINARY, "pred_type_map", "pred_type_mask", "pred_type_probs"]
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
-def write_assets(root: Path, model_class: type, kwargs: dict) -> dict[str, Path]:
-    """A tiny CLIP weights file (so that other processes build the same backbone) and a learned checkpoint."""
+def write_tiny_clip(path: Path) -> Path:
+    """The tiny CLIP's weights (seed 0) at ``path``: every model and process loading them builds the same backbone
+    (with ``pretrained=None`` each instantiation draws another)."""
     _register_tiny_config()
     torch.manual_seed(0)
-    clip_file = root / "tiny_clip.pt"
-    torch.save(open_clip.create_model("dapo-tiny", force_image_size=64).state_dict(), clip_file)
+    torch.save(open_clip.create_model("dapo-tiny", force_image_size=64).state_dict(), path)
+    return path
+
+
+def write_assets(root: Path, model_class: type, kwargs: dict) -> dict[str, Path]:
+    """A tiny CLIP weights file (so that other processes build the same backbone) and a learned checkpoint."""
+    clip_file = write_tiny_clip(root / "tiny_clip.pt")
     model = model_class(pretrained=str(clip_file), **kwargs)
     with torch.no_grad():  # learned values that differ from the initialisation
         model.model.adapters.weight.add_(0.05 * torch.randn_like(model.model.adapters.weight))

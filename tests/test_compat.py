@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from PIL import Image
 
 from anomalib_dapo import Dapo, compat
-from anomalib_dapo.data import SyntheticDefects, generate_synthetic_dataset
+from anomalib_dapo.data import SyntheticDefects
 from anomalib_dapo.data.images import FolderImages
 from tiny import TINY_ARGS
 
@@ -117,15 +117,8 @@ CALIBRATION = ("image_threshold", "pixel_threshold", "image_min", "image_max", "
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory):
-    return generate_synthetic_dataset(
-        tmp_path_factory.mktemp("target"),
-        categories=("grid",),
-        image_size=64,
-        n_train=2,
-        n_test_good=2,
-        n_test_per_defect=1,
-    )
+def target(synthetic):
+    return synthetic(categories=("grid",), n_test_per_defect=1)
 
 
 def _run(verb, target, tmp_path, tiny_kwargs, checkpoint, by_path):

@@ -11,7 +11,6 @@ from anomalib_dapo.data.cross import CrossDataset
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.errors import DatasetNotFoundError
 from anomalib_dapo.data.registry import typed_dataset
-from anomalib_dapo.data.synthetic import generate_synthetic_dataset
 
 
 def union_index(dataset, defect_type):
@@ -119,10 +118,8 @@ def test_registry_builds_a_checked_typed_dataset(tmp_path, defect_tree):
         typed_dataset("mvtec_ad", tmp_path, "cable", "test")
 
 
-def test_generated_products_as_source_and_target(tmp_path):
-    root = generate_synthetic_dataset(
-        tmp_path / "generated", n_train=1, n_test_good=1, n_test_per_defect=1, image_size=32
-    )
+def test_generated_products_as_source_and_target(tmp_path, synthetic):
+    root = synthetic(n_train=1, n_test_good=1, n_test_per_defect=1, image_size=32)
     datamodule = CrossDataset("synthetic", root, "synthetic", root, "tile", source_categories=["disc", "grid"])
     datamodule.prepare_data()
     datamodule.setup()

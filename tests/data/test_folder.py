@@ -7,6 +7,7 @@ import torch
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.errors import DatasetLayoutError, DatasetNotFoundError
 from anomalib_dapo.data.folder import DefectFolder, DefectFolderDataset
+from tiny import ONE_DISC
 
 
 def items_by_name(dataset):
@@ -112,13 +113,9 @@ def test_runs_are_named_after_the_dataset_folder(tmp_path, write_image, write_ma
     assert DefectFolder(tmp_path / "parts_a").category == "parts_a"
 
 
-def test_an_mvtec_layout_category_is_read_as_it_is(tmp_path):
+def test_an_mvtec_layout_category_is_read_as_it_is(tmp_path, synthetic):
     """It was refused with "mask folder not found: <category>/ground_truth/test"."""
-    from anomalib_dapo.data import generate_synthetic_dataset
-
-    data = generate_synthetic_dataset(
-        tmp_path / "data", categories=("disc",), image_size=32, n_train=1, n_test_good=1, n_test_per_defect=1
-    )
+    data = synthetic(**ONE_DISC)
     datamodule = DefectFolder(data / "disc")
     datamodule.prepare_data()
     datamodule.setup()

@@ -5,7 +5,7 @@ from torchvision.transforms.v2 import Compose, RandomHorizontalFlip, Resize
 from torchvision.transforms.v2.functional import horizontal_flip, resize
 
 from anomalib_dapo import knowledge
-from anomalib_dapo.data import TypedImageBatch, TypedMVTecAD, TypedMVTecADDataset, generate_synthetic_dataset
+from anomalib_dapo.data import TypedImageBatch, TypedMVTecAD, TypedMVTecADDataset
 
 
 def _dataset(root, augmentations=None) -> TypedMVTecADDataset:
@@ -18,10 +18,10 @@ def _dataset(root, augmentations=None) -> TypedMVTecADDataset:
     )
 
 
-def test_augmentations_move_the_type_mask_with_the_image(tmp_path):
-    generate_synthetic_dataset(tmp_path, categories=("disc",), image_size=64, n_test_per_defect=2, n_test_good=1)
-    plain = _dataset(tmp_path)
-    augmented = _dataset(tmp_path, Compose([RandomHorizontalFlip(p=1.0), Resize((32, 32))]))
+def test_augmentations_move_the_type_mask_with_the_image(tmp_path, synthetic):
+    root = synthetic(categories=("disc",), n_test_good=1)
+    plain = _dataset(root)
+    augmented = _dataset(root, Compose([RandomHorizontalFlip(p=1.0), Resize((32, 32))]))
     index = next(i for i in range(len(plain)) if plain.samples.iloc[i].defect_type == "hole")
     before, after = plain[index], augmented[index]
     expected = resize(horizontal_flip(before.gt_type_mask.unsqueeze(0)), [32, 32], interpolation=0).squeeze(0)
@@ -31,9 +31,8 @@ def test_augmentations_move_the_type_mask_with_the_image(tmp_path):
     assert torch.allclose(after.image, resize(horizontal_flip(before.image), [32, 32], antialias=True), atol=1e-5)
 
 
-def test_type_fields_survive_device_transfer_and_numpy(tmp_path):
-    generate_synthetic_dataset(tmp_path, categories=("disc",), image_size=64, n_test_per_defect=1, n_test_good=1)
-    dataset = _dataset(tmp_path)
+def test_type_fields_survive_device_transfer_and_numpy(tmp_path, synthetic):
+    dataset = _dataset(synthetic(categories=("disc",), n_test_good=1, n_test_per_defect=1))
     batch = TypedImageBatch.collate([dataset[i] for i in range(len(dataset))])
     moved = move_data_to_device(batch, torch.device("meta"))  # what Lightning does with a batch
     assert isinstance(moved, TypedImageBatch)

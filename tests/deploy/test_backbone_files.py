@@ -8,8 +8,9 @@ from safetensors.torch import save_file
 from anomalib_dapo import Dapo
 from anomalib_dapo.backbone import BackboneError
 from anomalib_dapo.backbone.clip import _register_tiny_config
+from tiny import tiny_config
 
-TINY = {"backbone": "dapo-tiny", "text_depth": 4, "adapter_layers": [2, 4], "num_prompts": 2, "visualizer": False}
+TINY = tiny_config(drop=["pretrained", "image_size"])  # each test names its CLIP weights and size
 
 
 def tiny_clip(image_size: int) -> torch.nn.Module:

@@ -29,16 +29,10 @@ from anomalib_dapo.deploy import (
 from anomalib_dapo.exported import METADATA_KEY
 from anomalib_dapo.models.components.export import TextSideRemovedError
 from parity import F32, OUTPUTS, assert_parity, reference, write_assets
+from tiny import PROMPT_OPTIONS, cli_options, tiny_config
 
-TINY = {
-    "backbone": "dapo-tiny",
-    "image_size": 64,
-    "text_depth": 4,
-    "adapter_layers": [2, 4],
-    "num_prompts": 2,
-    "visualizer": False,
-}
-KWARGS = {Dapo: TINY, MultiAds: {key: value for key, value in TINY.items() if key not in {"text_depth", "num_prompts"}}}
+TINY = tiny_config(drop=["pretrained"])  # each model here names its CLIP weights
+KWARGS = {Dapo: TINY, MultiAds: tiny_config(drop=["pretrained", *PROMPT_OPTIONS])}
 LEARNED = {Dapo: "prompts.normal_context", MultiAds: "adapters.weight"}
 """A learned parameter of each model."""
 
@@ -230,12 +224,8 @@ def test_anomalib_export_console_script(assets, images, tmp_path, monkeypatch):
         str(Path(sys.executable).with_name("anomalib")),
         "export",
         "--model=Dapo",
-        "--model.backbone=dapo-tiny",
+        *cli_options(drop=["pretrained"]),
         f"--model.pretrained={assets['clip']}",
-        "--model.image_size=64",
-        "--model.text_depth=4",
-        "--model.adapter_layers=[2, 4]",
-        "--model.num_prompts=2",
         f"--model.weights={assets['weights']}",
         "--model.defect_types=[scratch, dent]",
         "--export_type=torch",

@@ -15,8 +15,9 @@ from PIL import Image
 from anomalib_dapo import Dapo
 from anomalib_dapo.deploy import DapoOpenVINOInferencer, DapoTorchInferencer
 from parity import F32, OUTPUTS, assert_parity, write_assets
+from tiny import tiny_config
 
-TINY = {"backbone": "dapo-tiny", "image_size": 64, "text_depth": 4, "adapter_layers": [2, 4], "num_prompts": 2}
+TINY = tiny_config(drop=["pretrained", "visualizer"])
 
 
 def write_images(folder: Path) -> None:

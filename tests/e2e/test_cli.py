@@ -3,21 +3,16 @@
 import re
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from anomalib_dapo.data import generate_synthetic_dataset
-from console import anomalib
+from console import anomalib, anomalib_in_process
+from tiny import cli_options
 
-MODEL = [
-    "--model", "Dapo",  # the short name resolves through the plugin's registration, with no import by the user
-    "--model.backbone", "dapo-tiny",
-    "--model.pretrained", "null",
-    "--model.image_size", "64",
-    "--model.text_depth", "4",
-    "--model.adapter_layers", "[2, 4]",
-    "--model.num_prompts", "2",
-]  # fmt: skip
+# The short name resolves through the plugin's registration, with no import by the user; predict draws pictures.
+MODEL = ["--model", "Dapo", *cli_options(drop=["visualizer"])]
 
 
 def metric(output: str, name: str) -> float:
@@ -27,23 +22,55 @@ def metric(output: str, name: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, synthetic):
     root = tmp_path_factory.mktemp("cli")
-    generate_synthetic_dataset(root / "source", image_size=64, seed=0, n_test_per_defect=3, n_test_good=3)
-    generate_synthetic_dataset(root / "target", image_size=64, seed=1, n_test_per_defect=3, n_test_good=3)
+    sizes = {"n_train": 8, "n_test_good": 3, "n_test_per_defect": 3}
+    (root / "source").symlink_to(synthetic(**sizes))
+    (root / "target").symlink_to(synthetic(seed=1, **sizes))
     return root
 
 
-def test_fit_test_predict_through_the_console_script(data):
-    cross = [
+def cross(data: Path) -> list[str]:
+    return [
         "--data", "anomalib_dapo.data.CrossDataset",
         "--data.source", "synthetic", "--data.source_root", str(data / "source"),
         "--data.target", "synthetic", "--data.target_root", str(data / "target"),
-        "--data.target_category", "tile",
+        "--data.target_category", "tile", "--data.train_batch_size", "4",
     ]  # fmt: skip
+
+
+def seeded_fit(data: Path, root: Path, run: Callable[..., object] = anomalib) -> Path:
+    """``anomalib fit`` with ``--seed_everything 7`` into ``root`` (``run``: the console script, or its CLI in this
+    process): the learned weights' file."""
+    trainer = ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--default_root_dir", str(root)]
+    run("fit", *MODEL, *cross(data), *trainer, "--seed_everything", "7", cwd=data)
+    return root / "Dapo/CrossDataset/tile/latest/weights/lightning/model.ckpt"
+
+
+@pytest.fixture(scope="module")
+def fitted(data) -> Path:
+    """One seeded training run, shared: the fit -> test -> predict test and the reproducibility test use it."""
+    return seeded_fit(data, data / "results")
+
+
+TYPED = ["--data", "anomalib_dapo.data.SyntheticDefects", "--data.category", "disc", "--data.seed", "1"]
+TYPED += ["--data.image_size", "64", "--data.n_test_per_defect", "3", "--data.n_test_good", "3"]
+TYPE_METRICS = ("pixel_TypeAUROC", "pixel_TypeAveragePrecision", "pixel_TypeF1Score", "image_MultiLabelF1")
+
+
+@pytest.fixture(scope="module")
+def typed_test(data, fitted) -> str:
+    """``anomalib test`` of the trained weights on the plugin's typed datamodule (the target), with the data's
+    own vocabulary: its output, shared by two tests."""
+    trainer = ["--trainer.accelerator", "cpu", "--default_root_dir", str(data / "results")]
+    typed = [*TYPED, "--data.root", str(data / "target")]
+    return anomalib("test", *MODEL, "--model.weights", str(fitted), *typed, *trainer, cwd=data)
+
+
+@pytest.mark.slow
+def test_fit_test_predict_through_the_console_script(data, fitted, typed_test):
     trainer = ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--default_root_dir", str(data / "results")]
-    anomalib("fit", *MODEL, *cross, *trainer, cwd=data)
-    weights = data / "results/Dapo/CrossDataset/tile/latest/weights/lightning/model.ckpt"
+    weights = fitted
     assert weights.is_file()
 
     # The config.yaml that training saved loads through anomalib's own get_model (as its lightning_inference tool
@@ -58,16 +85,7 @@ def test_fit_test_predict_through_the_console_script(data):
     assert loaded.stdout.strip().splitlines()[-1] == "Dapo"
 
     # Zero-shot on the plugin's typed datamodule: binary and multi-type metrics.
-    typed = [
-        "--data",
-        "anomalib_dapo.data.SyntheticDefects",
-        "--data.root",
-        str(data / "target"),
-        "--data.category",
-        "disc",
-    ]
-    typed += ["--data.seed", "1", "--data.image_size", "64", "--data.n_test_per_defect", "3", "--data.n_test_good", "3"]
-    output = anomalib("test", *MODEL, "--model.weights", str(weights), *typed, *trainer, cwd=data)
+    output = typed_test
     assert 0.0 <= metric(output, "image_AUROC") <= 1.0
     assert 0.0 <= metric(output, "pixel_TypeAUROC") <= 1.0
     assert "Dapo scores 4 defect types: scratch, hole, stain, missing" in output
@@ -125,24 +143,15 @@ def test_predict_one_image_file_with_named_defect_types(tmp_path, tiny_checkpoin
 
 
 @pytest.mark.slow
-def test_a_seed_in_the_config_makes_training_reproducible(data):
-    """anomalib 2.7's CLI ignores ``seed_everything``; the plugin applies it: two runs learn bit-identical tensors."""
+def test_a_seed_in_the_config_makes_training_reproducible(data, fitted):
+    """anomalib 2.7's CLI ignores ``seed_everything``; the plugin applies it: two runs learn bit-identical tensors
+    (the console script's, and the CLI's in this process after other tests, whatever they left in it)."""
     import torch
 
     from anomalib_dapo.models.components.checkpoint import safe_globals
 
-    cross = [
-        "--data", "anomalib_dapo.data.CrossDataset",
-        "--data.source", "synthetic", "--data.source_root", str(data / "source"),
-        "--data.target", "synthetic", "--data.target_root", str(data / "target"),
-        "--data.target_category", "tile", "--data.train_batch_size", "4",
-    ]  # fmt: skip
     learned = []
-    for run in ("a", "b"):
-        root = data / f"seeded_{run}"
-        trainer = ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--default_root_dir", str(root)]
-        anomalib("fit", *MODEL, *cross, *trainer, "--seed_everything", "7", cwd=data)
-        path = root / "Dapo/CrossDataset/tile/latest/weights/lightning/model.ckpt"
+    for path in (fitted, seeded_fit(data, data / "seeded_again", anomalib_in_process)):
         with torch.serialization.safe_globals(safe_globals()):
             learned.append(torch.load(path, weights_only=True)["state_dict"])
     assert learned[0].keys() == learned[1].keys() and learned[0]
@@ -150,18 +159,16 @@ def test_a_seed_in_the_config_makes_training_reproducible(data):
 
 
 @pytest.mark.slow
-def test_a_reordered_vocabulary_gives_the_same_type_metrics_through_anomalib_test(data, tiny_checkpoint):
-    """``--model.defect_types`` is matched to the data's types by name: its order changes no number."""
-    typed = ["--data", "anomalib_dapo.data.SyntheticDefects", "--data.root", str(data / "target")]
-    typed += ["--data.category", "disc", "--data.seed", "1", "--data.image_size", "64"]
-    typed += ["--data.n_test_per_defect", "3", "--data.n_test_good", "3"]
+def test_a_reordered_vocabulary_gives_the_same_type_metrics_through_anomalib_test(data, fitted, typed_test, capsys):
+    """``--model.defect_types`` is matched to the data's types by name: its order changes no number (the reordered
+    run: anomalib's CLI in this process, its printed tables read back)."""
+    assert "Dapo scores 4 defect types: scratch, hole, stain, missing" in typed_test  # the data's own order
+    typed = [*TYPED, "--data.root", str(data / "target")]
     trainer = ["--trainer.accelerator", "cpu", "--default_root_dir", str(data / "reordered")]
-    names = ("pixel_TypeAUROC", "pixel_TypeAveragePrecision", "pixel_TypeF1Score", "image_MultiLabelF1")
-    reported = []
-    for order in ("[scratch, hole, stain, missing]", "[missing, stain, scratch, hole]"):
-        output = anomalib(
-            "test", *MODEL, "--model.weights", str(tiny_checkpoint), "--model.defect_types", order, *typed, *trainer,
-            cwd=data,
-        )  # fmt: skip
-        reported.append({name: metric(output, name) for name in names})
+    order = "[missing, stain, scratch, hole]"
+    capsys.readouterr()
+    reordered = ["--model.weights", str(fitted), "--model.defect_types", order]
+    anomalib_in_process("test", *MODEL, *reordered, *typed, *trainer, cwd=data)
+    output = capsys.readouterr().out
+    reported = [{name: metric(text, name) for name in TYPE_METRICS} for text in (typed_test, output)]
     assert reported[0] == reported[1]

@@ -15,6 +15,7 @@ from anomalib_dapo.data import SyntheticDefects
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.metrics import TypeAUROC, TypeAveragePrecision, TypeConfusionMatrix, TypeF1Score
 from anomalib_dapo.metrics.type_results import merge_type_results, type_results
+from tiny import SYNTHETIC
 
 FILES = {"per_type.csv", "per_type.png", "confusion_counts.csv", "confusion_normalised.csv", "confusion.png"}
 
@@ -92,9 +93,8 @@ def test_overall_matches_types_by_name_across_reordered_and_different_vocabulari
 
 
 @pytest.mark.slow
-def test_a_test_run_writes_the_results_into_its_versioned_folder(tmp_path, tiny_kwargs, tiny_checkpoint):
-    sizes = {"image_size": 64, "n_train": 1, "n_test_good": 2, "n_test_per_defect": 1}
-    datamodule = SyntheticDefects(tmp_path / "data", "disc", **sizes)
+def test_a_test_run_writes_the_results_into_its_versioned_folder(tmp_path, tiny_kwargs, tiny_checkpoint, synthetic):
+    datamodule = SyntheticDefects(synthetic(), "disc", **SYNTHETIC)
     model = Dapo(weights=str(tiny_checkpoint), **tiny_kwargs)
     engine = Engine(default_root_dir=tmp_path / "results", accelerator="cpu", logger=False, enable_progress_bar=False)
     engine.test(model, datamodule=datamodule)

@@ -23,7 +23,6 @@ from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.data import generate_synthetic_dataset
 from anomalib_dapo.pipelines import DapoBenchmark
 
 CONFIG = Path(__file__).parents[2] / "configs" / "benchmark" / "dapo_tiny.yaml"
@@ -39,15 +38,15 @@ OFFLINE = {"HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
+def workspace(tmp_path_factory, synthetic) -> Path:
     """What `make demo` leaves for configs/benchmark/dapo_tiny.yaml: synthetic data and a tiny Dapo checkpoint."""
     root = tmp_path_factory.mktemp("bench")
     model_args = yaml.safe_load(CONFIG.read_text())["benchmark"]["model"]["init_args"]
     weights = root / model_args.pop("weights")
     model_args.pop("image_score")
-    generate_synthetic_dataset(
-        root / "datasets/SyntheticDefects/target", categories=["disc"], image_size=64, seed=1, n_test_per_defect=1
-    )
+    (root / "datasets/SyntheticDefects").mkdir(parents=True)
+    target = synthetic(categories=("disc",), seed=1, n_train=8, n_test_good=6, n_test_per_defect=1)
+    (root / "datasets/SyntheticDefects/target").symlink_to(target)
     trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
     trainer.strategy.connect(Dapo(**model_args))
     weights.parent.mkdir(parents=True)
@@ -60,6 +59,7 @@ def _results(root: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+@pytest.mark.slow
 def test_stock_anomalib_benchmark_runs_dapo_variants(workspace):
     anomalib_cli = Path(sys.executable).parent / "anomalib"
     subprocess.run([str(anomalib_cli), "benchmark", "--config", str(CONFIG)], cwd=workspace, capture_output=True)
@@ -139,7 +139,7 @@ def test_dapo_benchmark_runs_zero_shot_models_and_mixed_grids(workspace, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", [["anomalib", "benchmark"], ["dapo-benchmark"]], ids=" ".join)
-def test_benchmark_rows_for_every_model_and_a_failed_job_marked(workspace, tmp_path, command):
+def test_benchmark_rows_for_every_model_and_a_failed_job_marked(workspace, tmp_path, synthetic, command):
     """Dapo (learned weights), Padim and WinClip on anomalib's MVTecAD and MPDD and the plugin's typed SyntheticDefects.
 
     WinClip needs open_clip's ViT-B-16-plus-240 weights from the Hugging Face hub; offline with an empty cache it
@@ -153,15 +153,16 @@ def test_benchmark_rows_for_every_model_and_a_failed_job_marked(workspace, tmp_p
     config["benchmark"]["model"] = {"grid": [dapo, PADIM, {"class_path": "WinClip"}]}
     root = str(workspace / "datasets/SyntheticDefects/target")  # MVTec-AD's layout, which is MPDD's too
     loader = {"eval_batch_size": 16, "train_batch_size": 8, "num_workers": 0}
-    # the typed datamodule writes its (every) product on first use
-    generated = {"category": "disc", "image_size": 64, "n_train": 2, "n_test_good": 2, "n_test_per_defect": 1}
+    # the typed datamodule finds its (every) product written with these sizes
+    sizes = {"image_size": 64, "n_train": 2, "n_test_good": 2, "n_test_per_defect": 1}
+    typed_root = synthetic(**sizes)
     stock = [{"class_path": name, "init_args": {"root": root, "category": "disc", **loader}} for name in STOCK]
     config["benchmark"]["data"] = {
         "grid": [
             *stock,
             {
                 "class_path": "anomalib_dapo.data.SyntheticDefects",
-                "init_args": {"root": str(tmp_path / "typed"), **generated, **loader},
+                "init_args": {"root": str(typed_root), "category": "disc", **sizes, **loader},
             },
         ]
     }
@@ -190,7 +191,7 @@ def test_benchmark_rows_for_every_model_and_a_failed_job_marked(workspace, tmp_p
         assert ok[metric].notna().all() and (ok[metric] >= 0).all(), metric
     on_disk = {
         **dict.fromkeys(STOCK, len(list(Path(root, "disc/test").rglob("*.png")))),
-        "anomalib_dapo.data.SyntheticDefects": len(list((tmp_path / "typed/disc/test").rglob("*.png"))),
+        "anomalib_dapo.data.SyntheticDefects": len(list((typed_root / "disc/test").rglob("*.png"))),
     }
     assert ok.groupby("data.class_path").test_images.apply(set).to_dict() == {k: {n} for k, n in on_disk.items()}
     typed = ok[(ok["model.class_path"] == "Dapo") & ~ok["data.class_path"].isin(STOCK)]

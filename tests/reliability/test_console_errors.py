@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from anomalib_dapo.data import generate_synthetic_dataset
-from tiny import TINY_ARGS
+from tiny import ONE_DISC, TINY_ARGS
 
 MODEL = TINY_ARGS
 TRAINER = ("--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.devices", "1")
@@ -28,10 +27,8 @@ def last_line(*args: str, cwd: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return generate_synthetic_dataset(
-        tmp_path_factory.mktemp("console") / "data", categories=("disc",), image_size=32, n_train=1, n_test_good=1
-    )
+def data(synthetic) -> Path:
+    return synthetic(**ONE_DISC)
 
 
 def cross(root: Path) -> list[str]:

@@ -26,7 +26,7 @@ import torch
 from anomalib.engine import Engine
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.data import CrossDataset, generate_synthetic_dataset
+from anomalib_dapo.data import CrossDataset
 from console import anomalib
 from tiny import TINY, TINY_ARGS
 
@@ -49,10 +49,9 @@ def metrics(output: str) -> dict[str, float]:
     return {name: float(value) for name, value in found.items()}
 
 
-def test_ddp_train_and_test_match_one_process(tmp_path):
-    data = generate_synthetic_dataset(
-        tmp_path / "data", categories=("disc",), image_size=64, n_train=1, n_test_good=2, n_test_per_defect=2
-    )
+@pytest.mark.slow
+def test_ddp_train_and_test_match_one_process(tmp_path, synthetic):
+    data = synthetic(categories=("disc",), n_train=1)
     datamodule = {
         "source": "synthetic",
         "source_root": str(data),

@@ -12,20 +12,13 @@ from anomalib.engine import Engine
 from lightning.pytorch import seed_everything
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.data import CrossDataset, generate_synthetic_dataset
+from anomalib_dapo.data import CrossDataset
 from tiny import TINY
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return generate_synthetic_dataset(
-        tmp_path_factory.mktemp("determinism") / "data",
-        categories=("grid",),
-        image_size=64,
-        n_train=1,
-        n_test_good=2,
-        n_test_per_defect=2,
-    )
+def data(tmp_path_factory, synthetic) -> Path:
+    return synthetic(categories=("grid",), n_train=1)
 
 
 def fit(data: Path, root: Path, seed: int, test: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, float]]:

@@ -24,7 +24,7 @@ from lightning.pytorch import seed_everything
 from PIL import Image
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.data import CrossDataset, TypedImageBatch, generate_synthetic_dataset
+from anomalib_dapo.data import CrossDataset, TypedImageBatch
 from anomalib_dapo.deploy import DapoOpenVINOInferencer, DapoTorchInferencer
 from tiny import TINY
 
@@ -63,11 +63,9 @@ def learned(model: Dapo) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Trained:
+def trained(tmp_path_factory, synthetic) -> Trained:
     root = tmp_path_factory.mktemp("flows")
-    data = generate_synthetic_dataset(
-        root / "data", categories=(CATEGORY,), image_size=64, n_train=2, n_test_good=2, n_test_per_defect=2
-    )
+    data = synthetic(categories=(CATEGORY,))
     kwargs = dict(TINY)
     seed_everything(0)
     model = Dapo(**kwargs)

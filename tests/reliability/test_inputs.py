@@ -21,25 +21,17 @@ from anomalib_dapo.data import (
     DatasetNotFoundError,
     TypedImageBatch,
     TypedMVTecADDataset,
-    generate_synthetic_dataset,
 )
 from anomalib_dapo.data.images import ImageReadError, read_rgb_image
 from anomalib_dapo.model_input import ImageBatchError, NonFiniteInputError
 from anomalib_dapo.models.components.checkpoint import CheckpointMismatchError
-from tiny import TINY
+from tiny import ONE_DISC, PROMPT_OPTIONS, TINY, tiny_config
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
+def data(tmp_path_factory, synthetic) -> Path:
     """A small synthetic dataset in MVTec-AD's layout; tests copy it before changing anything."""
-    return generate_synthetic_dataset(
-        tmp_path_factory.mktemp("inputs") / "data",
-        categories=("disc",),
-        image_size=32,
-        n_train=1,
-        n_test_good=1,
-        n_test_per_defect=1,
-    )
+    return synthetic(**ONE_DISC)
 
 
 def typed_test_split(root: Path) -> TypedMVTecADDataset:
@@ -264,7 +256,7 @@ def test_a_checkpoint_of_the_other_model_names_the_model_to_use(tmp_path, tiny_c
 
     from anomalib_dapo import MultiAds
 
-    multiads = {key: value for key, value in TINY.items() if key not in {"text_depth", "num_prompts"}}
+    multiads = tiny_config(drop=PROMPT_OPTIONS)
     trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
     trainer.strategy.connect(MultiAds(**multiads))
     trainer.save_checkpoint(tmp_path / "multiads.ckpt")

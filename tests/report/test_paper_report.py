@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from anomalib_dapo import knowledge
-from anomalib_dapo.data import DatasetNotFoundError, generate_synthetic_dataset
+from anomalib_dapo.data import DatasetNotFoundError
 from anomalib_dapo.report import PUBLISHED, TABLES, CategoryResult, build_tables, main, new_version_dir, published
 from anomalib_dapo.report.paper_report import build_parser
+from tiny import cli_options
 
 # The dataset-layout writers of the data tests (an MPDD category is an MVTec-style tree).
 _spec = importlib.util.spec_from_file_location("data_layouts", Path(__file__).parents[1] / "data" / "conftest.py")
@@ -18,15 +19,7 @@ _layouts = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_layouts)
 write_image, write_mask, defect_tree = _layouts.write_image, _layouts.write_mask, _layouts.defect_tree
 
-TINY_CLI = [
-    "--model.backbone=dapo-tiny",
-    "--model.pretrained=null",
-    "--model.image_size=64",
-    "--model.text_depth=4",
-    "--model.adapter_layers=[2, 4]",
-    "--model.num_prompts=2",
-    "--accelerator=cpu",
-]
+TINY_CLI = [*cli_options(drop=["visualizer"]), "--accelerator=cpu"]  # dapo-report draws no pictures
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +32,8 @@ def _csv(directory: Path, table: str) -> pd.DataFrame:
     return pd.read_csv(directory / f"{table}.csv", index_col=0)
 
 
-def test_every_synthetic_category_is_reported_in_a_new_version_with_no_paper_numbers(checkpoint, tmp_path):
-    data = generate_synthetic_dataset(tmp_path / "data", image_size=64, n_train=1, n_test_good=2, n_test_per_defect=1)
+def test_every_synthetic_category_is_reported_in_a_new_version_with_no_paper_numbers(checkpoint, tmp_path, synthetic):
+    data = synthetic()
     output = tmp_path / "reports"
     (output / "v1").mkdir(parents=True)
     (output / "v1" / "report.md").write_text("an earlier report")

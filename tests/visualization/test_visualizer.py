@@ -16,6 +16,7 @@ from anomalib_dapo.data.synthetic import SyntheticDefects
 from anomalib_dapo.models.dapo.lightning_model import Dapo
 from anomalib_dapo.visualization import TypeVisualizer, type_colour
 from anomalib_dapo.visualization.visualizer import new_picture_folder
+from tiny import SYNTHETIC
 
 PANEL = 256  # anomalib's default field size
 TITLE_BAND = 48  # rows of a panel that may hold its title
@@ -84,10 +85,8 @@ def test_items_without_type_masks_get_anomalib_s_picture_alone():
     assert np.array_equal(np.asarray(TypeVisualizer().visualize(item)), np.asarray(ImageVisualizer().visualize(item)))
 
 
-def test_test_run_saves_ground_truth_types_where_anomalib_saves_its_images(tmp_path: Path, tiny_kwargs: dict):
-    datamodule = SyntheticDefects(
-        root=tmp_path / "syn", category="disc", image_size=64, n_train=1, n_test_good=1, n_test_per_defect=1
-    )
+def test_test_run_saves_ground_truth_types_where_anomalib_saves_its_images(tmp_path, tiny_kwargs, synthetic):
+    datamodule = SyntheticDefects(root=synthetic(), category="disc", **SYNTHETIC)
     model = _tiny_dapo(tiny_kwargs)
     Engine(default_root_dir=tmp_path, accelerator="cpu", logger=False, enable_progress_bar=False).test(
         model, datamodule=datamodule

@@ -25,9 +25,10 @@ from anomalib_dapo.deploy import (
 )
 from anomalib_dapo.models.components.export import UntrainedExportError
 from parity import BINARY, F32, assert_parity, reference, write_assets
+from tiny import PROMPT_OPTIONS, SYNTHETIC, cli_options, tiny_config
 
-DAPO = {"backbone": "dapo-tiny", "image_size": 64, "text_depth": 4, "adapter_layers": [2, 4], "num_prompts": 2}
-MULTIADS = {"backbone": "dapo-tiny", "image_size": 64, "adapter_layers": [2, 4]}
+DAPO = tiny_config(drop=["pretrained", "visualizer"])
+MULTIADS = tiny_config(drop=["pretrained", "visualizer", *PROMPT_OPTIONS])
 KWARGS = {Dapo: DAPO, MultiAds: MULTIADS}
 
 
@@ -92,12 +93,12 @@ def test_an_untrained_export_is_refused_unless_asked_for(cls, tmp_path):
     assert path.is_file()
 
 
-def test_a_trained_model_exports(tmp_path):
+def test_a_trained_model_exports(tmp_path, synthetic):
     """Trained in this process (no weights file): the export is allowed."""
     from anomalib_dapo.data import SyntheticDefects
 
     model = Dapo(**DAPO, pretrained=None, visualizer=False)
-    datamodule = SyntheticDefects(root=tmp_path / "data", image_size=64, n_test_per_defect=2, n_test_good=2)
+    datamodule = SyntheticDefects(root=synthetic(), **SYNTHETIC)
     engine = Engine(default_root_dir=tmp_path, logger=False, max_steps=1, accelerator="cpu")
     engine.fit(model, datamodule=datamodule)
     assert model.to_torch(tmp_path).is_file()
@@ -132,10 +133,7 @@ def test_anomalib_export_without_weights_fails_with_the_fix_in_the_last_lines(tm
         str(Path(sys.executable).with_name("anomalib")),
         "export",
         "--model=MultiAds",
-        "--model.backbone=dapo-tiny",
-        "--model.pretrained=null",
-        "--model.image_size=64",
-        "--model.adapter_layers=[2, 4]",
+        *cli_options(drop=["visualizer", *PROMPT_OPTIONS]),
         "--export_type=torch",
         f"--export_root={tmp_path}",
     ]

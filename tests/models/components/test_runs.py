@@ -12,8 +12,8 @@ from anomalib.engine import Engine
 from lightning.pytorch import Callback, Trainer
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.data import CrossDataset, generate_synthetic_dataset
-from tiny import TINY
+from anomalib_dapo.data import CrossDataset
+from tiny import ONE_DISC, TINY
 
 
 def full_disk(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
@@ -81,10 +81,8 @@ class DiskFillsAfterFirstEpoch(Callback):
 
 
 @pytest.mark.slow
-def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    data = generate_synthetic_dataset(
-        tmp_path / "data", categories=("disc",), image_size=32, n_train=1, n_test_good=1, n_test_per_defect=1
-    )
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch, synthetic):
+    data = synthetic(**ONE_DISC)
     disk = DiskFillsAfterFirstEpoch(monkeypatch)
     results = tmp_path / "results"
     engine = Engine(logger=False, default_root_dir=results, max_epochs=2, accelerator="cpu", callbacks=[disk])

@@ -11,8 +11,9 @@ from anomalib.metrics import AUROC, Evaluator
 from lightning.pytorch import Trainer
 
 from anomalib_dapo import Dapo, MultiAds
-from anomalib_dapo.data import CrossDataset, SyntheticDefects, TypedImageBatch, generate_synthetic_dataset
+from anomalib_dapo.data import CrossDataset, SyntheticDefects, TypedImageBatch
 from anomalib_dapo.metrics import TypeAUROC
+from tiny import SYNTHETIC
 
 
 def test_learning_type_follows_weights_and_k_shot(tiny_kwargs):
@@ -48,14 +49,13 @@ def test_object_agnostic_training_targets_are_binary_and_need_no_types(tiny_kwar
         Dapo(**tiny_kwargs).training_type_mask(binary)
 
 
-def test_object_agnostic_test_run_has_one_type_and_binary_type_metrics(tmp_path, tiny_kwargs):
+def test_object_agnostic_test_run_has_one_type_and_binary_type_metrics(tmp_path, tiny_kwargs, synthetic):
     weights = tmp_path / "weights.ckpt"
     trainer = Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
     trainer.strategy.connect(Dapo(**tiny_kwargs))
     trainer.save_checkpoint(weights)
     model = Dapo(weights=str(weights), object_agnostic=True, **tiny_kwargs)
-    sizes = {"image_size": 64, "n_train": 2, "n_test_good": 2, "n_test_per_defect": 2}
-    datamodule = SyntheticDefects(tmp_path / "data", "disc", **sizes)
+    datamodule = SyntheticDefects(synthetic(), "disc", **SYNTHETIC)
     engine = Engine(default_root_dir=tmp_path / "results", accelerator="cpu", logger=False, enable_progress_bar=False)
     metrics = engine.test(model, datamodule=datamodule)[0]
     assert model.model.vocabulary == ("anomaly",)
@@ -66,8 +66,8 @@ def test_object_agnostic_test_run_has_one_type_and_binary_type_metrics(tmp_path,
     assert batch.gt_type_mask.max() == 1
 
 
-def test_each_vocabulary_is_announced_once(tmp_path, tiny_kwargs, caplog):
-    root = generate_synthetic_dataset(tmp_path / "data", categories=("disc",), image_size=64, n_test_per_defect=1)
+def test_each_vocabulary_is_announced_once(tmp_path, tiny_kwargs, caplog, synthetic):
+    root = synthetic(categories=("disc",), n_train=8, n_test_good=6, n_test_per_defect=1)
     datamodule = CrossDataset("synthetic", root, "synthetic", root, "disc", train_batch_size=2, eval_batch_size=2)
     engine = Engine(
         default_root_dir=tmp_path,

@@ -13,6 +13,7 @@ from PIL import Image
 from anomalib_dapo import Dapo, MultiAds
 from anomalib_dapo.data import CrossDataset, SyntheticDefects
 from anomalib_dapo.models.components.vocabulary import MissingDefectTypesError, type_id_map
+from tiny import PROMPT_OPTIONS, tiny_config
 
 SIZES = {"image_size": 32, "n_train": 2, "n_test_good": 2, "n_test_per_defect": 2}
 TYPE_METRICS = ("pixel_TypeAUROC", "pixel_TypeAveragePrecision", "pixel_TypeF1Score", "image_MultiLabelF1")
@@ -23,9 +24,9 @@ def _engine(root: Path) -> Engine:
 
 
 @pytest.fixture(scope="module")
-def disc(tmp_path_factory) -> SyntheticDefects:
+def disc(tmp_path_factory, synthetic) -> SyntheticDefects:
     """The synthetic disc: its masks index ``scratch, hole, stain, missing``."""
-    return SyntheticDefects(tmp_path_factory.mktemp("synthetic"), "disc", **SIZES)
+    return SyntheticDefects(synthetic(**SIZES), "disc", **SIZES)
 
 
 def test_type_id_map_by_name():
@@ -72,11 +73,10 @@ def test_a_vocabulary_lacking_data_types_fails_before_any_work(tiny_checkpoint, 
 
 
 @pytest.mark.parametrize("model_class", [Dapo, MultiAds])
-def test_product_filter_on_typed_datamodules(model_class, tiny_kwargs, tmp_path):
+def test_product_filter_on_typed_datamodules(model_class, tmp_path, synthetic):
     """``false`` scores every type of the target dataset, ``true`` the product's; both give type metrics."""
-    root = tmp_path / "data"
-    SyntheticDefects(root, "tile", **SIZES).prepare_data()
-    kwargs = {k: v for k, v in tiny_kwargs.items() if model_class is Dapo or k not in ("text_depth", "num_prompts")}
+    root = synthetic(**SIZES)
+    kwargs = tiny_config(drop=() if model_class is Dapo else PROMPT_OPTIONS)
     product, every = ("scratch", "hole", "stain"), ("scratch", "hole", "stain", "missing")
     for datamodule in (
         SyntheticDefects(root, "tile", **SIZES),

@@ -5,14 +5,15 @@ from anomalib.data import MVTecAD
 from anomalib.engine import Engine
 
 from anomalib_dapo import Dapo, knowledge
-from anomalib_dapo.data import SyntheticDefects, TypedImageBatch, generate_synthetic_dataset
+from anomalib_dapo.data import SyntheticDefects, TypedImageBatch
+from tiny import SYNTHETIC
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory, tiny_checkpoint):
+def workspace(tmp_path_factory, tiny_checkpoint, synthetic):
     """Synthetic data in MVTec layout and an untrained Dapo checkpoint (these tests are about plumbing)."""
     root = tmp_path_factory.mktemp("engine")
-    generate_synthetic_dataset(root / "data", image_size=64, n_test_per_defect=2, n_test_good=2, n_train=2)
+    (root / "data").symlink_to(synthetic())  # the tests read it through this name
     (root / "weights.ckpt").symlink_to(tiny_checkpoint)
     return root
 
@@ -56,9 +57,9 @@ from anomalib.engine import Engine
 from anomalib_dapo import Dapo
 from anomalib_dapo.data import SyntheticDefects
 sys.path.insert(0, {tests!r})
-from tiny import TINY
+from tiny import SYNTHETIC, TINY
 engine = Engine(default_root_dir={root!r}, accelerator="cpu", logger=False, enable_progress_bar=False)
-data = SyntheticDefects({data!r}, "disc", image_size=64, n_train=2, n_test_good=2, n_test_per_defect=2)
+data = SyntheticDefects({data!r}, "disc", **SYNTHETIC)
 (metrics,) = engine.test(Dapo(**TINY), datamodule=data, ckpt_path={ckpt!r})
 print("METRICS" + json.dumps(metrics))
 """
@@ -81,9 +82,7 @@ def test_a_second_checkpoint_is_scored_with_its_own_prompts(workspace, tiny_kwar
         trainer.strategy.connect(Dapo(**tiny_kwargs))
         checkpoints.append(tmp_path / f"{seed}.ckpt")
         trainer.save_checkpoint(checkpoints[-1])
-    datamodule = SyntheticDefects(
-        workspace / "data", "disc", image_size=64, n_train=2, n_test_good=2, n_test_per_defect=2
-    )
+    datamodule = SyntheticDefects(workspace / "data", "disc", **SYNTHETIC)
     model = Dapo(**tiny_kwargs)
     first = _engine(tmp_path).test(model, datamodule=datamodule, ckpt_path=checkpoints[0])[0]
     second = _engine(tmp_path).test(model, datamodule=datamodule, ckpt_path=checkpoints[1])[0]

@@ -17,7 +17,7 @@ from torchmetrics.classification import BinaryAUROC
 from anomalib_dapo import Dapo
 from anomalib_dapo.data import SyntheticDefects
 
-DATA = {"image_size": 64, "n_train": 4, "n_test_good": 4, "n_test_per_defect": 6, "seed": 1, "eval_batch_size": 32}
+SIZES = {"image_size": 64, "n_train": 4, "n_test_good": 4, "n_test_per_defect": 6, "seed": 1}
 
 
 @pytest.fixture
@@ -30,11 +30,11 @@ def weights(tmp_path, tiny_kwargs):
     return path
 
 
-def missing_pixel_auroc(model: Dapo, root, categories=("disc", "grid")) -> float:
+def missing_pixel_auroc(model: Dapo, data, root, categories=("disc", "grid")) -> float:
     """Pixel AUROC of the anomaly map over the held-out test images with a missing part and the normal ones."""
     metric = BinaryAUROC()
     for category in categories:
-        datamodule = SyntheticDefects(root / "data", category, **DATA)
+        datamodule = SyntheticDefects(data, category, **SIZES, eval_batch_size=32)
         engine = Engine(default_root_dir=root / "results", accelerator="cpu", logger=False, enable_progress_bar=False)
         for batch in engine.predict(model, datamodule=datamodule, return_predictions=True):
             keep = torch.tensor([path.split("/")[-2] in {"missing", "good"} for path in batch.image_path])
@@ -42,16 +42,17 @@ def missing_pixel_auroc(model: Dapo, root, categories=("disc", "grid")) -> float
     return metric.compute().item()
 
 
-def test_k_shot_references_raise_pixel_auroc_on_missing_parts(weights, tiny_kwargs, tmp_path):
+def test_k_shot_references_raise_pixel_auroc_on_missing_parts(weights, tiny_kwargs, tmp_path, synthetic):
     # One model for both runs: the tiny CLIP's random frozen weights are not in the checkpoint. Raw maps: the
     # post-processor's normalisation clamps the maps' tails (ties), which would blur the comparison.
     model = Dapo(weights=str(weights), post_processor=False, **tiny_kwargs)
     assert model.learning_type == LearningType.ZERO_SHOT
-    zero = missing_pixel_auroc(model, tmp_path)
+    data = synthetic(**SIZES)
+    zero = missing_pixel_auroc(model, data, tmp_path)
     assert model.model.references.num_references == 0
     model.k_shot = 4
     assert model.learning_type == LearningType.FEW_SHOT
-    few = missing_pixel_auroc(model, tmp_path)
+    few = missing_pixel_auroc(model, data, tmp_path)
     assert model.model.references.num_references == 4  # collected from the train split by the Engine
     print(f"missing-part pixel AUROC on held-out images: zero-shot {zero:.3f} -> 4-shot {few:.3f}")
     assert few >= zero + 0.2

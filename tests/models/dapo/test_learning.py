@@ -11,7 +11,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from torchmetrics.classification import BinaryAUROC
 
 from anomalib_dapo import Dapo
-from anomalib_dapo.data import CrossDataset, TypedImageBatch, generate_synthetic_dataset, typed_dataset
+from anomalib_dapo.data import CrossDataset, TypedImageBatch, typed_dataset
 from anomalib_dapo.knowledge import categories
 
 
@@ -30,11 +30,10 @@ def held_out_pixel_auroc(model: Dapo, root) -> float:
     return metric.compute().item()
 
 
-def test_training_moves_held_out_pixel_auroc_far_above_the_untrained_model(tmp_path, tiny_kwargs):
+def test_training_moves_held_out_pixel_auroc_far_above_the_untrained_model(tmp_path, tiny_kwargs, synthetic):
     torch.manual_seed(0)
-    source, held_out = tmp_path / "source", tmp_path / "held_out"
-    generate_synthetic_dataset(source, image_size=64, seed=0, n_test_per_defect=10)
-    generate_synthetic_dataset(held_out, image_size=64, seed=1)
+    source = synthetic(n_train=8, n_test_good=6, n_test_per_defect=10)
+    held_out = synthetic(n_train=8, n_test_good=6, n_test_per_defect=6, seed=1)
     model = Dapo(**{**tiny_kwargs, "learning_rate": 1e-2})
     untrained = held_out_pixel_auroc(model, held_out)
 

@@ -9,6 +9,7 @@ from anomalib_dapo import Dapo
 from anomalib_dapo.backbone import BackboneError
 from anomalib_dapo.knowledge import DuplicateDefectError, EmptyVocabularyError
 from anomalib_dapo.models.components.checkpoint import CheckpointMismatchError
+from tiny import TINY
 
 
 def _save(model: Dapo, path) -> None:
@@ -156,13 +157,9 @@ def test_plain_python_start_up_does_not_import_torch():
     )
 
 
+@pytest.mark.slow
 def test_get_model_finds_dapo_without_importing_the_plugin():
-    code = (
-        "from anomalib.models import get_model; "
-        "m = get_model('dapo', backbone='dapo-tiny', pretrained=None, image_size=64, text_depth=4, "
-        "adapter_layers=[2, 4]); "
-        "print(type(m).__module__)"
-    )
+    code = f"from anomalib.models import get_model; m = get_model('dapo', **{dict(TINY)!r}); print(type(m).__module__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().endswith("anomalib_dapo.models.dapo.lightning_model")
 

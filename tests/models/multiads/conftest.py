@@ -1,7 +1,9 @@
 import pytest
 
+from tiny import PROMPT_OPTIONS, tiny_config
+
 
 @pytest.fixture
-def multiads_kwargs(tiny_kwargs) -> dict:
+def multiads_kwargs() -> dict:
     """The tiny test configuration without Dapo's prompt-learning options."""
-    return {key: value for key, value in tiny_kwargs.items() if key not in {"text_depth", "num_prompts"}}
+    return tiny_config(drop=PROMPT_OPTIONS)

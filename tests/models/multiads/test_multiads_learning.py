@@ -10,7 +10,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from torchmetrics.classification import BinaryAUROC
 
 from anomalib_dapo import MultiAds
-from anomalib_dapo.data import TypedImageBatch, generate_synthetic_dataset, typed_dataset
+from anomalib_dapo.data import TypedImageBatch, typed_dataset
 from anomalib_dapo.knowledge import categories, vocabulary
 
 TYPES = vocabulary("synthetic")
@@ -32,10 +32,12 @@ def held_out_pixel_auroc(model: MultiAds, root) -> float:
     return metric.compute().item()
 
 
-def test_training_the_adapters_moves_held_out_pixel_auroc_far_above_the_untrained_model(tmp_path, multiads_kwargs):
+def test_training_the_adapters_moves_held_out_pixel_auroc_far_above_the_untrained_model(
+    tmp_path, multiads_kwargs, synthetic
+):
     torch.manual_seed(0)
-    source = generate_synthetic_dataset(tmp_path / "source", image_size=64, seed=0, n_test_per_defect=10)
-    held_out = generate_synthetic_dataset(tmp_path / "held_out", image_size=64, seed=1)
+    source = synthetic(n_train=8, n_test_good=6, n_test_per_defect=10)
+    held_out = synthetic(n_train=8, n_test_good=6, n_test_per_defect=6, seed=1)
     model = MultiAds(**{**multiads_kwargs, "learning_rate": 1e-2})
     model.use_vocabulary(TYPES)
     untrained = held_out_pixel_auroc(model, held_out)

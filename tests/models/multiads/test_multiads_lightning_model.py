@@ -8,10 +8,8 @@ from anomalib.models import get_model
 from lightning.pytorch import Trainer
 
 from anomalib_dapo import MultiAds, knowledge
-from anomalib_dapo.data import CrossDataset, generate_synthetic_dataset
+from anomalib_dapo.data import CrossDataset
 from anomalib_dapo.models.components.checkpoint import CheckpointMismatchError
-
-DATA = {"image_size": 64, "n_train": 2, "n_test_good": 2, "n_test_per_defect": 2}
 
 
 def _save(model: MultiAds, path) -> None:
@@ -72,9 +70,11 @@ def test_checkpoint_holds_the_adapters_only_and_loads_back(tmp_path, multiads_kw
 
 
 @pytest.mark.parametrize(("product_filter", "category"), [(True, "grid"), (False, None)])
-def test_test_run_scores_the_product_types_named_with_the_product(tmp_path, multiads_kwargs, product_filter, category):
+def test_test_run_scores_the_product_types_named_with_the_product(
+    tmp_path, multiads_kwargs, product_filter, category, synthetic
+):
     """MultiADS-F scores the product's own defect types; MultiADS every type of the dataset (knowledge base)."""
-    root = generate_synthetic_dataset(tmp_path / "data", **DATA)
+    root = synthetic()
     weights = tmp_path / "weights.ckpt"
     _save(MultiAds(**multiads_kwargs), weights)
     model = MultiAds(weights=str(weights), product_filter=product_filter, **multiads_kwargs)
@@ -85,8 +85,8 @@ def test_test_run_scores_the_product_types_named_with_the_product(tmp_path, mult
     assert {"image_AUROC", "pixel_AUROC", "pixel_AUPRO"} <= set(metrics)
 
 
-def test_training_names_each_images_product(tmp_path, multiads_kwargs):
-    root = generate_synthetic_dataset(tmp_path / "data", **DATA)
+def test_training_names_each_images_product(tmp_path, multiads_kwargs, synthetic):
+    root = synthetic()
     model = MultiAds(**multiads_kwargs)
     datamodule = CrossDataset("synthetic", root, "synthetic", root, "disc", train_batch_size=4)
     _engine(tmp_path, max_steps=2, limit_val_batches=0).fit(model, datamodule=datamodule)
