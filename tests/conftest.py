@@ -1,12 +1,26 @@
 """Shared fixtures: the tiny CLIP and small Dapo configurations (CPU, random weights), the synthetic datasets."""
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from tiny import SYNTHETIC, TINY
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test``) the workers share the cores: one thread each, and in the processes they start.
+
+    Without it, each worker's torch (and each console script it starts) takes every core, and they contend.
+    """
+    del config
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
