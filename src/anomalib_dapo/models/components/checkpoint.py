@@ -13,26 +13,36 @@ import torch
 from anomalib.utils.serialization import anomalib_safe_globals
 from torch import nn
 
+from anomalib_dapo.models.components.adapters import AdapterInit
 from anomalib_dapo.models.components.options import OptionEnum
+from anomalib_dapo.models.components.predictions import ImageScore
 
 FROZEN_PREFIX = "model.clip."
 META_KEY = "dapo"
 """The checkpoint entry holding the layout (the same key for every model of the plugin)."""
 
 
-def safe_globals() -> tuple[type, ...]:
+MOVED_OPTIONS = (
+    (ImageScore, "anomalib_dapo.models.dapo.torch_model.ImageScore"),
+    (AdapterInit, "anomalib_dapo.models.dapo.torch_model.AdapterInit"),
+)
+"""Option types that moved since 0.1 and the names under which 0.1's checkpoints hold them."""
+
+
+def safe_globals() -> tuple[type | tuple[type, str], ...]:
     """The plugin's option types (every :class:`OptionEnum`), which checkpoints hold in their hyper-parameters.
 
-    ``weights_only`` loading allows them. Importing this module imports :mod:`anomalib_dapo.models`, which
-    defines every model's options, so that a Dapo checkpoint read for MultiAds (or the other way round) is read
-    and refused with the model it belongs to.
+    ``weights_only`` loading allows them, and the types of :data:`MOVED_OPTIONS` under their 0.1 names too, so
+    that checkpoints trained with 0.1 keep loading. Importing this module imports :mod:`anomalib_dapo.models`,
+    which defines every model's options, so that a Dapo checkpoint read for MultiAds (or the other way round) is
+    read and refused with the model it belongs to.
     """
     found, pending = [], list(OptionEnum.__subclasses__())
     while pending:
         option = pending.pop(0)
         found.append(option)
         pending += option.__subclasses__()
-    return tuple(found)
+    return (*found, *MOVED_OPTIONS)
 
 
 class CheckpointMismatchError(ValueError):
