@@ -4,8 +4,10 @@ They target **anomalib 2.7** (:data:`ANOMALIB_VERSION`). ``tests/test_compat.py`
 anomalib still behaves as described here: a failing test there says a workaround can go.
 
 The models (``TypedPromptModule``, the base of ``Dapo`` and ``MultiAds``) use :func:`learning_type`,
-:func:`no_validation_data`, :func:`collate_typed_batches`, :func:`read_predict_folders_with` and
-:func:`needs_calibration` with :func:`calibrate`; each says why.
+:func:`no_validation_data`, :func:`collate_typed_batches`, :func:`read_predict_folders_with`,
+:func:`needs_calibration` with :func:`calibrate`, :func:`prepare_run` (a run's own version folder, atomic
+checkpoint writes) and :func:`single_console_handler`; their package names them on anomalib with
+:func:`name_on_anomalib`. Each says why.
 
 The CLI (``AnomalibCLI``), applied by the start-up hook once ``anomalib.cli.cli`` is imported
 (:func:`apply_cli_workarounds`):
@@ -26,20 +28,36 @@ The benchmark command, applied once ``anomalib.cli.pipelines`` is imported (:fun
 ``anomalib benchmark`` runs the plugin's benchmark, which writes every job's row and exits non-zero when one failed.
 """
 
+import importlib
+import logging
+import os
+import re
+import sys
+import tempfile
+import weakref
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import torch
 from anomalib import LearningType
 from anomalib.data import AnomalibDataModule, PredictDataset
+from anomalib.engine.plugins.checkpoint_io import AnomalibCheckpointIO
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.apply_func import move_data_to_device
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from rich.logging import RichHandler
 
 from anomalib_dapo.data.dataclasses import TypedImageBatch
+from anomalib_dapo.metrics.type_results import new_version_dir
 
 if TYPE_CHECKING:
     from anomalib.cli import AnomalibCLI
     from anomalib.models import AnomalibModule
-    from lightning.pytorch import Trainer
+
+logger = logging.getLogger(__name__)
 
 ANOMALIB_VERSION = "2.7"
 """The anomalib version whose limits these workarounds answer."""
@@ -82,7 +100,7 @@ def collate_typed_batches(datamodule: object) -> None:
         datamodule.external_collate_fn = TypedImageBatch.collate
 
 
-def read_predict_folders_with(trainer: "Trainer", dataset_class: type[PredictDataset]) -> None:
+def read_predict_folders_with(trainer: Trainer, dataset_class: type[PredictDataset]) -> None:
     """Make the ``PredictDataset`` that anomalib's engine built for an image folder read with ``dataset_class``.
 
     **The image folder's reader.** For ``anomalib predict --data <folder or image>`` anomalib 2.7's engine builds
@@ -232,3 +250,129 @@ def register_benchmark_command(pipelines: ModuleType) -> None:
     from anomalib_dapo.pipelines.benchmark import BenchmarkCommand  # imports anomalib.pipelines
 
     registry[BENCHMARK] = BenchmarkCommand
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Where and how a run writes (the models' ``configure_callbacks``, through :func:`prepare_run`)
+#
+# * anomalib versions the folders of ``fit``/``train`` runs only and writes ``test``, ``validate`` and ``predict``
+#   into the folder of the latest run (``Engine._setup_workspace``): testing a training run's weights replaced its
+#   ``config.yaml`` and added ``model-v1.ckpt`` beside them. :func:`separate_run` gives such a run a new version
+#   folder of its own and leaves ``latest`` on the training run.
+# * Lightning 2.6 (the release anomalib 2.7 runs on) writes a checkpoint through an fsspec transaction, to a
+#   temporary file in the system's temp folder that is then moved: across file systems the move is a copy over the
+#   destination, so a full disk left a truncated ``model.ckpt`` (the earlier good one gone).
+#   :class:`AtomicCheckpointIO` writes a temporary file in the checkpoint's own folder and renames it.
+# ---------------------------------------------------------------------------------------------------------------
+
+VERSION = re.compile(r"v(\d+)")
+"""anomalib's version folders: ``<root>/<model>/<dataset>/<category>/v0``, ``v1``, … beside the ``latest`` link."""
+
+_PREPARED: "weakref.WeakSet[Trainer]" = weakref.WeakSet()
+
+
+def prepare_run(trainer: Trainer) -> None:
+    """Once per trainer, before its callbacks set up: :func:`separate_run` and :func:`atomic_checkpoints`.
+
+    An ``Engine`` runs ``validate`` then ``test`` (``fit`` then ``test`` for ``train``) on one trainer: one run.
+    """
+    if trainer in _PREPARED:
+        return
+    _PREPARED.add(trainer)
+    separate_run(trainer)
+    atomic_checkpoints(trainer)
+
+
+class AtomicCheckpointIO(AnomalibCheckpointIO):
+    """anomalib's checkpoint reader; the writer puts the whole file in place at once, or leaves the old one.
+
+    The checkpoint is written to a temporary file in the destination folder, synced, and renamed over the
+    destination (``os.replace``, atomic on one file system). A failed write removes the temporary file.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
+        """Write ``checkpoint`` to ``path`` atomically (remote paths: Lightning's writer)."""
+        if storage_options is not None or not _is_local_file_protocol(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+def atomic_checkpoints(trainer: Trainer) -> None:
+    """Make the trainer write checkpoints with :class:`AtomicCheckpointIO`, unless the user chose another writer."""
+    current = trainer.strategy.checkpoint_io
+    if type(current) in {AnomalibCheckpointIO, TorchCheckpointIO}:
+        extras = getattr(current, "extra_safe_globals", [])
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO(extra_safe_globals=extras)
+
+
+def separate_run(trainer: Trainer) -> None:
+    """Move a run that anomalib points at an earlier run's version folder to a new version folder of its own.
+
+    anomalib creates a fresh, empty version folder for ``fit`` and ``train``; ``test``, ``validate`` and
+    ``predict`` get the folder ``latest`` names, with the earlier run's files in it. Such a run gets the next
+    ``v<N>`` instead: its config, checkpoint callback and pictures go there; ``latest`` keeps naming the training
+    run (the demo's ``latest/weights/...`` path stays valid).
+    """
+    run = Path(trainer.default_root_dir)
+    if not VERSION.fullmatch(run.name) or not run.is_dir() or not any(run.iterdir()):
+        return
+    own = new_version_dir(run.parent)
+    trainer._default_root_dir = str(own)  # Lightning has no setter; nothing has read it yet
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath and Path(callback.dirpath).is_relative_to(run):
+            callback.dirpath = str(own / Path(callback.dirpath).relative_to(run))
+    logger.info("This run writes to %s; the earlier run in %s is left as it was.", own, run)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Finding the models, and one console line per log record (the models' package and their constructor)
+# ---------------------------------------------------------------------------------------------------------------
+
+PACKAGE = "anomalib_dapo"
+"""The module that saved configs name (``class_path: anomalib_dapo.Dapo``): jsonargparse writes the shortest path."""
+
+
+def name_on_anomalib(*models: type) -> None:
+    """Name the plugin's models on ``anomalib.models``, and let ``get_model`` import configs that name this package.
+
+    **Finding the models by name.** anomalib 2.7's ``get_model`` looks dict configs (``{"class_path": "Dapo"}``, the
+    form of ``anomalib benchmark`` configs) up on ``anomalib.models`` alone, and imports a dotted ``class_path``
+    only from the modules in its ``ALLOWED_MODULES`` whitelist: the ``config.yaml`` that ``anomalib train`` saves
+    says ``anomalib_dapo.Dapo``, which anomalib's ``tools/inference/lightning_inference.py`` would refuse. anomalib
+    has no registry for plugins' models, so the models are set on ``anomalib.models`` and this package is added to
+    that whitelist; nothing of anomalib's is replaced or removed.
+    """
+    anomalib_models = importlib.import_module("anomalib.models")
+    for model in models:
+        if not hasattr(anomalib_models, model.__name__):
+            setattr(anomalib_models, model.__name__, model)
+    anomalib_models.ALLOWED_MODULES.add(PACKAGE)
+
+
+def single_console_handler() -> None:
+    """Keep one of anomalib's plain and rich root handlers: rich on a terminal, plain in logs and pipes.
+
+    **One console line per log record.** anomalib 2.7's ``configure_logger`` (run by its CLI) calls
+    ``logging.basicConfig``, which puts a plain stderr handler on the root logger, and then adds a ``RichHandler``
+    next to it: every record that reaches the root logger is printed twice. One of the two is kept when, and only
+    when, the root logger holds exactly that pair, so any other logging set-up is left alone (rich wraps lines at
+    80 columns in files and pipes, hence the plain one there).
+    """
+    root = logging.getLogger()
+    if len(root.handlers) != len(("plain", "rich")):
+        return
+    plain, rich = root.handlers
+    if type(plain) is logging.StreamHandler and plain.stream is sys.stderr and type(rich) is RichHandler:
+        root.removeHandler(plain if rich.console.is_terminal else rich)

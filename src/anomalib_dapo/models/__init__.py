@@ -1,6 +1,6 @@
 """The plugin's anomalib models."""
 
-from anomalib_dapo._plugin import name_on_anomalib
+from anomalib_dapo.compat import name_on_anomalib
 from anomalib_dapo.models.dapo import Dapo, DapoModel
 from anomalib_dapo.models.multiads import MultiAds, MultiAdsModel
 

@@ -20,7 +20,6 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torchvision.transforms.v2 import Compose, Normalize
 
 from anomalib_dapo import compat, knowledge
-from anomalib_dapo._logging import single_console_handler
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.images import FolderImages
 from anomalib_dapo.metrics import (
@@ -39,7 +38,6 @@ from anomalib_dapo.models.components.checkpoint import safe_globals
 from anomalib_dapo.models.components.export import TypedExport
 from anomalib_dapo.models.components.few_shot import reference_images
 from anomalib_dapo.models.components.post_processor import TypedPostProcessor
-from anomalib_dapo.models.components.runs import prepare_run
 from anomalib_dapo.models.components.vocabulary import GENERIC_STATE, StageVocabulary
 from anomalib_dapo.visualization import TypeVisualizer
 
@@ -66,7 +64,7 @@ class TypedPromptModule(TypedExport):
     image_size: int
 
     def __init__(self, *args, **kwargs) -> None:
-        single_console_handler()  # before anomalib's first log line of the model
+        compat.single_console_handler()  # before anomalib's first log line of the model
         super().__init__(*args, **kwargs)
         self.announced: set[StageVocabulary] = set()
         self.vocabulary = StageVocabulary.generic()
@@ -434,7 +432,7 @@ class TypedPromptModule(TypedExport):
 
         First, as no callback has written yet: the run's own folder and the atomic checkpoint writer.
         """
-        prepare_run(self.trainer)
+        compat.prepare_run(self.trainer)
         return [*super().configure_callbacks(), self.type_results]  # type: ignore[misc]
 
     @classmethod
