@@ -22,7 +22,7 @@ from anomalib_dapo.deploy import (
     engine_images,
 )
 from anomalib_dapo.models.components.export import UntrainedExportError
-from parity import BINARY, F32, assert_parity, reference
+from parity import BINARY, F32, MODEL_KWARGS, assert_parity, reference
 from tiny import PROMPT_OPTIONS, SYNTHETIC, cli_options, tiny_config
 
 DAPO = tiny_config(drop=["pretrained", "visualizer"])
@@ -37,8 +37,7 @@ def learned(learned_assets):
     def build(cls: type) -> dict:
         assets = learned_assets(cls)
         return {
-            **KWARGS[cls],
-            "visualizer": False,
+            **MODEL_KWARGS[cls],
             "pretrained": str(assets["clip"]),
             "weights": str(assets["weights"]),
             "defect_types": ["scratch", "hole"],
