@@ -2,7 +2,8 @@
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,83 @@ def synthetic(tmp_path_factory) -> Iterator[Callable[..., Path]]:
     yield get
     changed = [str(root) for root, listing in written.values() if _listing(root) != listing]
     assert not changed, f"tests changed the shared synthetic datasets {changed}: copy one before changing it"
+
+
+def _session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder all xdist workers of this session share (each one's basetemp is in it); basetemp serially."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _written_once(folder: Path, write: Callable[[Path], object]) -> Path:
+    """``folder``, filled by ``write(folder)`` in the first process of the session that asks for it (the others wait).
+
+    Written in place (a checkpoint records the paths it was written beside) and marked complete at the end, so a
+    write that failed is redone by the next asker.
+    """
+    from filelock import FileLock
+
+    complete = folder / ".complete"
+    with FileLock(f"{folder}.lock"):
+        if not complete.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            write(folder)
+            complete.touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def learned_assets(tmp_path_factory) -> Callable[[type], dict[str, Path]]:
+    """``learned_assets(cls)``: ``parity.write_assets`` of ``cls`` (a tiny CLIP file and a learned checkpoint, both
+    deterministic), written once per session and shared by the xdist workers, so read-only."""
+    from parity import MODEL_KWARGS, write_assets
+
+    root = _session_root(tmp_path_factory) / "learned"
+
+    def get(cls: type) -> dict[str, Path]:
+        folder = _written_once(root / cls.__name__, lambda folder: write_assets(folder, cls, MODEL_KWARGS[cls]))
+        return {"clip": folder / "tiny_clip.pt", "weights": folder / "learned.ckpt"}
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def learned_export(tmp_path_factory, learned_assets) -> Iterator[Callable[..., Path]]:
+    """``learned_export(cls, export_type, defect_types, type_outputs=True)``: the file ``Engine.export`` (what
+    ``anomalib export`` runs, no datamodule) writes for ``cls`` built on :func:`learned_assets` with these options.
+
+    An export of the tiny models takes 15-20 s: each is written once per session and shared by the tests and the
+    xdist workers, so read-only (a test that changes files copies them first). The session fails at its end if a
+    test changed one.
+    """
+    from anomalib.deploy import ExportType
+    from anomalib.engine import Engine
+
+    from parity import MODEL_KWARGS
+
+    root = _session_root(tmp_path_factory) / "exports"
+    suffix = {ExportType.TORCH: ".pt", ExportType.ONNX: ".onnx", ExportType.OPENVINO: ".xml"}
+    used: dict[Path, dict[str, tuple[int, int]]] = {}
+
+    def get(cls: type, export_type: ExportType, defect_types: Sequence[str] | None, type_outputs: bool = True) -> Path:
+        def write(folder: Path) -> None:
+            assets = learned_assets(cls)
+            model = cls(
+                pretrained=str(assets["clip"]),
+                weights=str(assets["weights"]),
+                defect_types=defect_types,
+                type_outputs=type_outputs,
+                **MODEL_KWARGS[cls],
+            )
+            Engine(default_root_dir=folder, logger=False).export(model, export_type, export_root=folder)
+
+        vocabulary = "-".join(defect_types) if defect_types else "generic"
+        name = f"{cls.__name__}-{export_type.value}-{vocabulary}-{'typed' if type_outputs else 'untyped'}"
+        folder = _written_once(root / name, write)
+        used.setdefault(folder, _listing(folder))
+        return folder / "weights" / export_type.value / f"model{suffix[export_type]}"
+
+    yield get
+    changed = [str(folder) for folder, listing in used.items() if _listing(folder) != listing]
+    assert not changed, f"tests changed the shared exports {changed}: copy one before changing it"

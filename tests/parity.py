@@ -12,13 +12,17 @@ import open_clip
 import torch
 from lightning.pytorch import Trainer
 
+from anomalib_dapo import Dapo, MultiAds
 from anomalib_dapo.backbone.clip import _register_tiny_config
+from tiny import PROMPT_OPTIONS, tiny_config
 
 ATOL = 1e-4
 EPS = 1e-4
 BINARY = ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
 OUTPUTS = [*BINARY, "pred_type_map", "pred_type_mask", "pred_type_probs"]
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+MODEL_KWARGS = {Dapo: tiny_config(drop=["pretrained"]), MultiAds: tiny_config(drop=["pretrained", *PROMPT_OPTIONS])}
+"""The tiny configuration of each model, less the CLIP weights (each export test names its file)."""
 
 
 def write_tiny_clip(path: Path) -> Path:

@@ -14,10 +14,7 @@ from PIL import Image
 
 from anomalib_dapo import Dapo
 from anomalib_dapo.deploy import DapoOpenVINOInferencer, DapoTorchInferencer
-from parity import F32, OUTPUTS, assert_parity, write_assets
-from tiny import tiny_config
-
-TINY = tiny_config(drop=["pretrained", "visualizer"])
+from parity import F32, MODEL_KWARGS, OUTPUTS, assert_parity
 
 
 def write_images(folder: Path) -> None:
@@ -34,18 +31,27 @@ def write_images(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> tuple[dict, dict[str, object]]:
-    """A learned Dapo's exports, and ``Engine.predict``'s outputs for each image (by file name)."""
+def setup(learned_assets, learned_export, tmp_path_factory) -> tuple[dict, dict[str, object]]:
+    """A learned Dapo's exports, and ``Engine.predict``'s outputs for each image (by file name).
+
+    The OpenVINO export is the one tests/deploy/test_export.py checks (vocabulary [crack]), shared by the session.
+    """
     root = tmp_path_factory.mktemp("inferencer")
-    assets = write_assets(root, Dapo, {**TINY, "visualizer": False})
-    kwargs = {**TINY, "visualizer": False, "pretrained": str(assets["clip"]), "weights": str(assets["weights"])}
+    assets = learned_assets(Dapo)
+    defect_types = ["crack"]
+    kwargs = {
+        **MODEL_KWARGS[Dapo],
+        "pretrained": str(assets["clip"]),
+        "weights": str(assets["weights"]),
+        "defect_types": defect_types,
+    }
     write_images(root / "images")
     engine = Engine(default_root_dir=root / "results", logger=False, accelerator="cpu")
     predictions = engine.predict(model=Dapo(**kwargs), data_path=root / "images")
     by_name = {Path(batch.image_path[0]).name: batch for batch in predictions}
     exports = {
-        export_type: engine.export(Dapo(**kwargs), export_type, export_root=root / export_type.value)
-        for export_type in (ExportType.TORCH, ExportType.OPENVINO)
+        ExportType.TORCH: engine.export(Dapo(**kwargs), ExportType.TORCH, export_root=root / "torch"),
+        ExportType.OPENVINO: learned_export(Dapo, ExportType.OPENVINO, defect_types),
     }
     return exports, by_name
 

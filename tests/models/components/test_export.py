@@ -1,10 +1,9 @@
-"""The export path both models share: exports for stock inferencers, refusals, no traced classes.
+"""The export path both models share: exports for stock inferencers, refusals.
 
-The parity of both models' typed exports with PyTorch: tests/deploy/test_export.py. Tolerances: tests/parity.py.
+The parity of both models' typed exports with PyTorch, and that an ONNX export leaves no traced class behind:
+tests/deploy/test_export.py. Tolerances: tests/parity.py.
 """
 
-import gc
-import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,6 @@ import pytest
 import torch
 from anomalib.deploy import ExportType, OpenVINOInferencer, TorchInferencer
 from anomalib.engine import Engine
-from anomalib.models.components import AnomalibModule
 
 from anomalib_dapo import Dapo, MultiAds
 from anomalib_dapo.deploy import (
@@ -24,7 +22,7 @@ from anomalib_dapo.deploy import (
     engine_images,
 )
 from anomalib_dapo.models.components.export import UntrainedExportError
-from parity import BINARY, F32, assert_parity, reference, write_assets
+from parity import BINARY, F32, MODEL_KWARGS, assert_parity, reference
 from tiny import PROMPT_OPTIONS, SYNTHETIC, cli_options, tiny_config
 
 DAPO = tiny_config(drop=["pretrained", "visualizer"])
@@ -33,21 +31,17 @@ KWARGS = {Dapo: DAPO, MultiAds: MULTIADS}
 
 
 @pytest.fixture(scope="module")
-def learned(tmp_path_factory):
+def learned(learned_assets):
     """``learned(cls)``: the keyword arguments that build ``cls`` with learned weights (vocabulary [scratch, hole])."""
-    built: dict[type, dict] = {}
 
     def build(cls: type) -> dict:
-        if cls not in built:
-            kwargs = {**KWARGS[cls], "visualizer": False}
-            assets = write_assets(tmp_path_factory.mktemp(cls.__name__), cls, kwargs)
-            built[cls] = {
-                **kwargs,
-                "pretrained": str(assets["clip"]),
-                "weights": str(assets["weights"]),
-                "defect_types": ["scratch", "hole"],
-            }
-        return built[cls]
+        assets = learned_assets(cls)
+        return {
+            **MODEL_KWARGS[cls],
+            "pretrained": str(assets["clip"]),
+            "weights": str(assets["weights"]),
+            "defect_types": ["scratch", "hole"],
+        }
 
     return build
 
@@ -64,14 +58,13 @@ def fields(prediction: object, names: list[str]) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("export_type", [ExportType.TORCH, ExportType.OPENVINO])
 @pytest.mark.parametrize("cls", [Dapo, MultiAds])
 def test_type_outputs_off_runs_through_anomalibs_stock_inferencers(
-    learned, cls, export_type, images, tmp_path, monkeypatch
+    learned, learned_export, cls, export_type, images, tmp_path, monkeypatch
 ):
     """anomalib's own ``TorchInferencer``/``OpenVINOInferencer`` return its four fields, those of the typed export."""
     kwargs = learned(cls)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
-    model = cls(**kwargs, type_outputs=False)
-    path = Engine(default_root_dir=tmp_path, logger=False).export(model, export_type, export_root=tmp_path)
+    path = learned_export(cls, export_type, kwargs["defect_types"], type_outputs=False)
     if export_type == ExportType.TORCH:
         prediction = TorchInferencer(path, device="cpu").predict(images)
         with pytest.raises(NotADapoExportError, match=r"type_outputs false.*TorchInferencer"):
@@ -102,29 +95,6 @@ def test_a_trained_model_exports(tmp_path, synthetic):
     engine = Engine(default_root_dir=tmp_path, logger=False, max_steps=1, accelerator="cpu")
     engine.fit(model, datamodule=datamodule)
     assert model.to_torch(tmp_path).is_file()
-
-
-def named_subclasses(cls: type) -> list[type]:
-    found = []
-    for sub in cls.__subclasses__():
-        found += [sub, *named_subclasses(sub)]
-    return found
-
-
-@pytest.mark.parametrize("cls", [Dapo, MultiAds])
-def test_an_onnx_export_leaves_no_traced_class_behind(cls, tmp_path, caplog):
-    """torch.fx's AttrProxy classes, named like the model, live in reference cycles: jsonargparse would see two."""
-    model = cls(**KWARGS[cls], pretrained=None, visualizer=False, export_untrained=True)
-    gc.collect()
-    gc.disable()  # as between two automatic collections
-    try:
-        with caplog.at_level(logging.INFO, logger="torch.fx.experimental.proxy_tensor"):
-            model.to_onnx(tmp_path)
-        assert "AttrProxy is enabled" in caplog.text  # the tracer did make them
-        same_name = [sub for sub in named_subclasses(AnomalibModule) if sub.__name__ == cls.__name__]
-    finally:
-        gc.enable()
-    assert same_name == [cls]
 
 
 @pytest.mark.slow
