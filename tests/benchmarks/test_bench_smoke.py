@@ -50,7 +50,7 @@ def test_benchmark_reports_every_figure_and_one_text_encoder_run(capsys, monkeyp
     # WinClip is left out: its ViT-B-16-plus-240 takes about a minute per image pair on a small CPU.
     argv = ["--backbone", "dapo-tiny", "--image-size", "64", "--batch-size", "2", "--images", "2", "--repeats", "1"]
     argv += ["--device", "cpu", "--no-winclip", "--train-batch-size", "2", "--train-measure-batches", "1"]
-    monkeypatch.syspath_prepend(str(BENCH.parent))  # the memory probes' forkserver imports the benchmark by name
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # its memory probes, forks, import it by name
     report = importlib.import_module("bench_dapo").main(argv)
     lines = [line.partition(" : ") for line in capsys.readouterr().out.splitlines()]
     printed = {key.strip(): value for key, _, value in lines}
