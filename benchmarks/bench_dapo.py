@@ -5,12 +5,17 @@ in an order rotated each repeat, and the report gives the per-repeat ratios as m
 timings depend on the machine and its load and are printed for reference only.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the peak resident set size (``VmHWM`` of
-``/proc/self/status``, reset through ``/proc/self/clear_refs``). Each figure comes from a fresh subprocess,
-run on CPU with ``MALLOC_MMAP_THRESHOLD_`` fixed at 64 KiB so that freed tensors leave the resident set at
-once and the high-water mark follows the live tensors. A figure is the total peak and the increase over the
-state just before the measured work (model built, text features cached): the working memory. Memory is
-measured with the default allocator, as users see it, and again with the tuned threshold (a proxy for a GPU's
-caching allocator, which holds live tensors only).
+``/proc/self/status``, reset through ``/proc/self/clear_refs``). Each figure comes from a fresh process that has
+done no work before it: a fork of a ``multiprocessing`` forkserver whose server has only imported this module
+(torch, open_clip, anomalib, the plugin). Forking it costs milliseconds where a new interpreter costs the
+imports again (about 10 s), and the fork holds no tensor, allocator state or CUDA context of an earlier figure.
+On CPU the fork first maps the library pages that the server has resident, so that its resident set starts as a
+fresh interpreter's would after the same imports (fork maps anonymous memory only).
+A figure is the total peak and the increase over the state just before the measured work (model built, text
+features cached): the working memory. Memory is measured with the default allocator, as users see it, and
+again with glibc's mmap threshold fixed at 64 KiB (``mallopt(M_MMAP_THRESHOLD)``, what ``MALLOC_MMAP_THRESHOLD_``
+sets at start-up) so that freed tensors leave the resident set at once and the high-water mark follows the live
+tensors: a proxy for a GPU's caching allocator, which holds live tensors only.
 
 Examples::
 
@@ -26,13 +31,13 @@ docs/performance.md has the figures and what each of them means.
 """
 
 import argparse
-import json
+import ctypes
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import platform
 import re
 import statistics
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -42,6 +47,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -62,13 +68,25 @@ MIXED_PRECISION = {"bfloat16": "bf16-mixed", "float16": "16-mixed"}
 GPU_BUDGET_GIB = 24.0
 """The GPU that must hold training of ViT-L-14-336 at 518 px, batch 8, with gradient checkpointing."""
 MIB = 2**20
-PROBE_MARK = "PROBE "
+MMAP_THRESHOLD = 64 * 1024
+"""The tuned allocator's mmap threshold: freed blocks of this size or more go back to the OS at once."""
+M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter of the mmap threshold (malloc.h)."""
+PROBE_PRELOAD = (
+    "torch",
+    "open_clip",
+    "lightning.pytorch",
+    "anomalib.models.image.winclip.torch_model",
+    "anomalib_dapo",
+)
+"""What this module imports, for the probes' forkserver to import once before it forks: by name, as the server may not
+find this module itself (a file loaded by path: Python 3.11's server does not take this process's ``sys.path``)."""
 
 Report = dict[str, Any]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line; ``--probe`` is internal: one memory measurement, in a fresh process."""
+    """The command line; ``--probe`` is internal: the memory measurement of a probe (see :func:`probe_child`)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backbone", default="ViT-L-14-336", help="OpenCLIP model name, or dapo-tiny")
     parser.add_argument("--image-size", type=int, default=518)
@@ -506,24 +524,76 @@ def run_probe(args: argparse.Namespace) -> dict[str, float]:
 
 
 def probe(args: argparse.Namespace, name: str, tuned: bool = False) -> dict[str, float] | str:
-    """Run one memory measurement in a fresh process; a failure (e.g. out of memory) is returned as text.
+    """Run one memory measurement in a fresh fork of the probe server; a failure (e.g. out of memory) is returned
+    as text.
 
     ``tuned``: with glibc's mmap threshold fixed at 64 KiB, so that freed tensors leave the resident set at
     once (a proxy for what a GPU's caching allocator holds); else the default allocator, as users see it.
     """
     forwarded = ["--backbone", args.backbone, "--image-size", str(args.image_size)]
     forwarded += ["--batch-size", str(args.batch_size), "--images", str(args.batch_size)]
-    forwarded += ["--device", args.device, "--dtype", args.dtype]
+    forwarded += ["--device", args.device, "--dtype", args.dtype, "--probe", name]
     if args.threads:
         forwarded += ["--threads", str(args.threads)]
-    # A fixed mmap threshold returns freed tensors to the OS at once instead of keeping them in the heap.
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"} if tuned else dict(os.environ)
-    command = [sys.executable, str(Path(__file__).resolve()), *forwarded, "--probe", name]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(PROBE_MARK)]
-    if done.returncode or not lines:
-        return f"failed (exit {done.returncode}): {done.stderr.strip().splitlines()[-1:] or ''}"
-    return json.loads(lines[-1].removeprefix(PROBE_MARK))
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([run_probe.__module__, *PROBE_PRELOAD])
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=probe_child, args=(forwarded, tuned, sender), name=f"probe {name}")
+    child.start()
+    sender.close()
+    try:
+        result = receiver.recv()
+    except EOFError:  # the child ended without a word: killed (e.g. out of memory)
+        result = None
+    child.join()
+    if child.exitcode or not isinstance(result, dict):
+        return f"failed (exit {child.exitcode}): {result or ''}"
+    return result
+
+
+def probe_child(argv: list[str], tuned: bool, results: Any) -> None:
+    """The probe's side of :func:`probe`, in the fresh fork: send :func:`run_probe`'s figures, or the error.
+
+    A fork starts with the server's allocator, already initialised, so the tuned threshold is set here through
+    ``mallopt``, which is what ``MALLOC_MMAP_THRESHOLD_`` does when malloc initialises (it also turns off glibc's
+    dynamic threshold), before the model is built.
+    """
+    try:
+        if tuned and not ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD):
+            msg = "mallopt(M_MMAP_THRESHOLD) failed: the tuned allocator needs glibc."
+            raise RuntimeError(msg)
+        args = parse_args(argv)
+        if not args.cuda:
+            map_the_servers_file_pages()
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        results.send(run_probe(args))
+    except Exception as error:  # the figure's failure, reported in its place in the report
+        results.send(f"{type(error).__name__}: {error}")
+        raise
+
+
+def map_the_servers_file_pages() -> None:
+    """Map into this fork every page of a file mapping (torch's and the other libraries' code and data) that its
+    parent, the forkserver, has resident, as a fresh interpreter has them after the same imports.
+
+    fork copies the page tables of anonymous memory only: a file mapping's pages are mapped again as they are
+    touched. Without this, the fork's resident set would lack the pages that only the imports touched (about
+    350 MiB for torch and anomalib), which a fresh interpreter's peak counts, and the measured work would count
+    again those it touches, which a fresh interpreter counted before it. ``/proc/<pid>/pagemap`` gives whether
+    each page is present (bit 63; the frame numbers need privileges, the bit does not).
+    """
+    server, page = os.getppid(), os.sysconf("SC_PAGE_SIZE")
+    with open(f"/proc/{server}/pagemap", "rb") as pagemap:
+        for line in Path(f"/proc/{server}/maps").read_text().splitlines():
+            span, permissions, *_, path = line.split(maxsplit=5)  # the path, else (anonymous memory) the inode 0
+            if not path.startswith("/") or not permissions.startswith("r"):
+                continue  # anonymous memory, this fork's already, or a mapping that cannot be read
+            start, end = (int(address, 16) for address in span.split("-"))
+            pagemap.seek(start // page * 8)
+            present = np.frombuffer(pagemap.read((end - start) // page * 8), dtype=np.uint64) >> np.uint64(63)
+            for index in np.flatnonzero(present):
+                ctypes.string_at(start + int(index) * page, 1)  # reading a byte maps the page
 
 
 def _mib(result: dict[str, float] | str, key: str) -> float | str:
@@ -547,18 +617,24 @@ def probe_both(args: argparse.Namespace, report: Report, prefix: str, name: str)
 def memory(args: argparse.Namespace, report: Report) -> None:
     """Peak memory of inference and of a training step, and the training estimate for the GPU budget."""
     report["memory_method"] = (
-        "torch.cuda.max_memory_allocated, fresh process per figure"
+        "torch.cuda.max_memory_allocated, fresh process (forkserver fork) per figure"
         if args.cuda
-        else "peak RSS (VmHWM after clear_refs) of a fresh process per figure: default allocator, and "
-        "'_tuned_allocator' with MALLOC_MMAP_THRESHOLD_=65536 (freed tensors leave at once: a GPU proxy)"
+        else "peak RSS (VmHWM after clear_refs) of a fresh process (forkserver fork) per figure: default "
+        "allocator, and '_tuned_allocator' with glibc's mmap threshold at 65536 (as MALLOC_MMAP_THRESHOLD_=65536; "
+        "freed tensors leave at once: a GPU proxy)"
     )
     inference_runs = ["dapo", "encode_image"] + (["winclip"] if args.winclip else [])
-    results = {name: probe_both(args, report, name, name) for name in inference_runs}
-    if not any(isinstance(results[name], str) for name in ("dapo", "encode_image")):
-        ratio = results["dapo"]["working_mib"] / results["encode_image"]["working_mib"]
-        report["dapo_over_encode_image_working_memory"] = round(ratio, 3)
-    if args.train:
-        training_memory(args, report)
+    try:
+        results = {name: probe_both(args, report, name, name) for name in inference_runs}
+        if not any(isinstance(results[name], str) for name in ("dapo", "encode_image")):
+            ratio = results["dapo"]["working_mib"] / results["encode_image"]["working_mib"]
+            report["dapo_over_encode_image_working_memory"] = round(ratio, 3)
+        if args.train:
+            training_memory(args, report)
+    finally:
+        # The probe server holds the imports' memory until its parent exits: not beyond the figures (a caller
+        # such as the test suite lives on). multiprocessing has no public way to stop it.
+        multiprocessing.forkserver._forkserver._stop()
 
 
 def training_memory(args: argparse.Namespace, report: Report) -> None:
@@ -629,13 +705,10 @@ def print_report(report: Report) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> Report:
-    """Run the benchmark and print its report (or, with ``--probe``, one memory measurement)."""
+    """Run the benchmark and print its report."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.probe:
-        print(PROBE_MARK + json.dumps(run_probe(args)))
-        return {}
     report = machine(args)
     inference(args, report)
     if args.train:

@@ -39,6 +39,8 @@ from bench_dapo import (
 )
 from torch.utils.flop_counter import FlopCounterMode
 
+from anomalib_dapo.data import generate_synthetic_dataset
+
 PUBLISHED_MS_PER_IMAGE = {"AnomalyCLIP": 155, "AdaCLIP": 212}
 """ViT-L at 518 px, as the AdaptCLIP README reports them (their GPU, not this one): anchors, not comparisons."""
 
@@ -56,6 +58,11 @@ def options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--matmul-size", type=int, default=8192, help="side of the product that measures the peak")
     parser.add_argument("--peak-tflops", type=json.loads, default={}, help='datasheet peaks, e.g. {"bfloat16": 989}')
     parser.add_argument("--output", type=Path, help="also write the report as JSON here")
+    parser.add_argument(
+        "--synthetic-data",
+        type=Path,
+        help="also write the small synthetic source and target datasets of gpu_check.sh's anomalib train here",
+    )
     return parser.parse_args(argv)
 
 
@@ -151,9 +158,20 @@ def training(opts: argparse.Namespace, report: Report) -> None:
     timings.record(report, "train_checkpointing_over_plain_time", "checkpointing", "plain", cuda=True)
 
 
+def write_synthetic_data(root: Path) -> None:
+    """The datasets of gpu_check.sh's ``anomalib train``: a source and a target with few test images (its steps see
+    the source's, validation and test the target's). Written here, where the plugin is imported already, to spare
+    the script an interpreter start."""
+    generate_synthetic_dataset(root / "source", image_size=128, n_test_per_defect=4, n_test_good=4)
+    generate_synthetic_dataset(root / "target", image_size=128, seed=1, n_test_per_defect=2, n_test_good=2)
+
+
 def main(argv: Sequence[str] | None = None) -> Report:
-    """Run both parts, print the report and write it as JSON where asked (and to ``$OUT`` when set)."""
+    """Run both parts, print the report and write it as JSON where asked (and to ``$OUT`` when set); write the
+    synthetic datasets where asked."""
     opts = options(argv)
+    if opts.synthetic_data:
+        write_synthetic_data(opts.synthetic_data)
     cuda = opts.device.startswith("cuda")
     report: Report = {
         "device": torch.cuda.get_device_name(opts.device) if cuda else "cpu",

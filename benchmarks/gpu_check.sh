@@ -8,7 +8,7 @@
 #    518 px, float32 and bfloat16, batch 1 and 32), FLOPs per image and the achieved fraction of the peak, and
 #    training step time and peak GPU memory at batch 8 with and without gradient checkpointing;
 # 2. `anomalib train --model anomalib_dapo.Dapo` for a few steps with --trainer.precision bf16-mixed on a
-#    synthetic dataset written on the fly;
+#    synthetic dataset that step 1 writes;
 # 3. the same on two GPUs with DDP when more than one is present.
 #
 # Random weights throughout (time and memory do not depend on them). A GPU machine without network gets the
@@ -42,13 +42,12 @@ else
     model=(--model.backbone ViT-L-14-336 --model.image_size 518)
 fi
 
-echo "== 1. inference and training figures"
-"$PYTHON" benchmarks/gpu_check.py --device "$device" "${check[@]}" 2>&1 | tee "$OUT/gpu_check.txt"
+echo "== 1. inference and training figures (and the synthetic datasets of step 2)"
+data=${TMPDIR:-/tmp}/gpu_check_data
+"$PYTHON" benchmarks/gpu_check.py --device "$device" "${check[@]}" --synthetic-data "$data" 2>&1 \
+    | tee "$OUT/gpu_check.txt"
 
 echo "== 2. anomalib train --model Dapo, a few steps, precision $precision"
-data=${TMPDIR:-/tmp}/gpu_check_data
-"$PYTHON" -c "from anomalib_dapo.data import generate_synthetic_dataset as g; g('$data/source', image_size=128, \
-n_test_per_defect=4, n_test_good=4); g('$data/target', image_size=128, seed=1, n_test_per_defect=2, n_test_good=2)"
 train=(train --model anomalib_dapo.Dapo --model.pretrained null "${model[@]}" --model.visualizer false
     --data anomalib_dapo.data.CrossDataset --data.source synthetic --data.source_root "$data/source"
     --data.target synthetic --data.target_root "$data/target" --data.target_category tile

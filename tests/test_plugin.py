@@ -77,15 +77,3 @@ def test_the_anomalib_console_script_parses_model_dapo(tmp_path):
 @pytest.mark.slow
 def test_the_hook_imports_the_plugin_at_once_when_anomalib_models_is_loaded(after_anomalib_models):
     assert after_anomalib_models[1] == "True"
-
-
-@pytest.mark.slow
-def test_anomalib_cli_runs_the_plugins_benchmark(tmp_path):
-    """``anomalib benchmark`` runs the pipeline that anomalib's CLI registry names: the plugin's, once the CLI loads."""
-    code = (
-        "import anomalib.cli.cli; from anomalib.cli.pipelines import PIPELINE_REGISTRY; "
-        "pipeline = PIPELINE_REGISTRY['benchmark']; print(pipeline.__module__, pipeline.__name__)"
-    )
-    result = run_with_hook(tmp_path, code)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["anomalib_dapo.pipelines.benchmark", "BenchmarkCommand"]
