@@ -97,7 +97,7 @@ def test_fit_test_predict_through_the_console_script(data, fitted, typed_test, c
 
     # Zero-shot on anomalib's own MVTecAD datamodule (the synthetic set has its layout): binary metrics.
     stock = ["--data", "MVTecAD", "--data.root", str(data / "target"), "--data.category", "grid"]
-    stock += ["--data.num_workers", "0"]  # anomalib's 8 loader processes, forked from this one, would only cost
+    stock += ["--data.num_workers", "0"]  # not anomalib's 8 loader processes forked from this test process
     capsys.readouterr()
     caplog.set_level(logging.INFO)
     vocabulary = ["--model.weights", str(weights), "--model.defect_types", "[scratch, stain]"]
