@@ -18,18 +18,15 @@ echo ">> 1. zero-shot by name: Dapo learns on scratch, hole, stain, missing only
 echo "   of all seven kinds: crack, burn and contamination are named by text alone (random weights beside)"
 dapo-zero-shot-rig --steps 20 --train-per-state 8 --test-per-state 4 --pictures 2 --output results/demo_rig
 
-data=./datasets/SyntheticDefects
-dapo-synthetic --root "$data/source" --seed 0 --image_size 64 >/dev/null
-dapo-synthetic --root "$data/target" --seed 1 --image_size 64 >/dev/null
-
 echo ">> 2. anomalib train: the prompts learn on the synthetic disc, grid and tile (seed 0), then are tested on"
 echo "   held-out tile images (seed 1), types scratch, hole, stain: the metrics table"
+# The synthetic datamodules of configs/demo.yaml write the data, under ./datasets/SyntheticDefects, on first use.
 anomalib train --config configs/demo.yaml
 
 weights=results/Dapo/CrossDataset/tile/latest/weights/lightning/model.ckpt
 echo ">> learned checkpoint: $weights ($(du -h "$weights" | cut -f1); the frozen CLIP is not in it)"
 echo ">> anomalib predict: a folder of tile images, with defect types named by text"
 anomalib predict --config configs/demo.yaml --model.weights "$weights" \
-  --model.defect_types "[scratch, hole, stain]" --data "$data/target/tile/test/stain"
+  --model.defect_types "[scratch, hole, stain]" --data ./datasets/SyntheticDefects/target/tile/test/stain
 echo ">> pictures: unseen kinds, truth | predicted: the newest results/demo_rig/v*; tested and predicted images"
 echo "   with their defect types: results/Dapo/CrossDataset/tile/v*/images and results/Dapo/latest/images*"

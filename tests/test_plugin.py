@@ -1,10 +1,13 @@
 """The start-up hook (``anomalib_dapo_plugin.pth``): nothing imported at start-up, the models found by anomalib.
 
-Each test runs a fresh interpreter without ``site`` (``-S``) that processes this repository's ``.pth`` file
+Each test reads a fresh interpreter without ``site`` (``-S``) that processes this repository's ``.pth`` file
 alone, from a temporary site directory, with the environment's site-packages on the path: what an install of
-this tree does, independent of the ``.pth`` that the environment's own install copied.
+this tree does, independent of the ``.pth`` that the environment's own install copied. The tests of what
+importing does, the plugin's deploy package's imports (``anomalib_dapo.exported``) and ``get_model`` (its models)
+included, share one such interpreter (:func:`fresh`).
 """
 
+import json
 import shutil
 import site
 import subprocess
@@ -12,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tiny import TINY
 
 SRC = Path(__file__).parents[1] / "src"
 
@@ -36,25 +41,64 @@ def test_a_plain_start_up_imports_neither_the_plugin_nor_torch(tmp_path):
     assert result.stdout.strip() == "['anomalib_dapo_plugin']"
 
 
+FRESH_FINDINGS = """
+import contextlib, io, json
+found = {}
+import anomalib_dapo.deploy
+found["deploy"] = str([name for name in sys.modules if name.startswith("anomalib_dapo.models")])
+
+import anomalib.models as m
+from anomalib.models.components import AnomalibModule
+names = [c.__name__ for c in AnomalibModule.__subclasses__()]
+found["registered"] = f"{m.Dapo.__module__} {m.MultiAds.__module__} {'Dapo' in names} {'MultiAds' in names}"
+found["get_model"] = type(m.get_model("dapo", **TINY)).__module__
+
+sys.argv = ["anomalib", "train", "--model", "Dapo", "--print_config"]
+from anomalib.cli.cli import main
+config, code = io.StringIO(), None
+with contextlib.redirect_stdout(config):
+    try:
+        main()
+    except SystemExit as error:
+        code = error.code
+found["config"], found["exit"] = config.getvalue(), repr(code)
+
+import anomalib_dapo_plugin
+sys.modules.pop("anomalib_dapo.models", None)
+anomalib_dapo_plugin.install()
+found["reinstalled"] = str("anomalib_dapo.models" in sys.modules)
+print(json.dumps(found))
+"""
+
+
 @pytest.fixture(scope="module")
-def after_anomalib_models(tmp_path_factory) -> list[str]:
-    """One fresh interpreter for two tests: what ``import anomalib.models`` registers (first line), then whether
-    the hook, installed again once ``anomalib.models`` is loaded, imports the plugin at once (second line)."""
-    code = (
-        "import anomalib.models as m; from anomalib.models.components import AnomalibModule; "
-        "names = [c.__name__ for c in AnomalibModule.__subclasses__()]; "
-        "print(m.Dapo.__module__, m.MultiAds.__module__, 'Dapo' in names, 'MultiAds' in names); "
-        "import anomalib_dapo_plugin; sys.modules.pop('anomalib_dapo.models', None); "
-        "anomalib_dapo_plugin.install(); print('anomalib_dapo.models' in sys.modules)"
-    )
+def fresh(tmp_path_factory) -> dict[str, str]:
+    """One fresh interpreter for the tests of what importing does, its findings by name, in this order (each holds
+    whatever ran before it; the interpreter is shared to save start-ups):
+
+    - ``deploy``: the plugin's modules that ``import anomalib_dapo.deploy`` loads from the models (none: the
+      inferencers use the export contract alone);
+    - ``registered``, ``get_model``: what ``import anomalib.models`` registers, and the model class its
+      ``get_model("dapo")`` builds, nothing of the plugin's imported by hand;
+    - ``config``, ``exit``: what ``anomalib train --model Dapo --print_config`` prints through anomalib's own CLI
+      entry point, and how it exits (the CLI imports ``anomalib.models`` first thing itself, so what ran before
+      changes nothing of what it parses);
+    - ``reinstalled``: whether the hook, installed again once ``anomalib.models`` is loaded, imports the plugin at
+      once.
+    """
+    code = f"TINY = {dict(TINY)!r}\n{FRESH_FINDINGS}"
     result = run_with_hook(tmp_path_factory.mktemp("hook"), code)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_inferencers_import_no_model(fresh):
+    assert fresh["deploy"] == "[]"
 
 
 @pytest.mark.slow
-def test_importing_anomalib_models_registers_the_models(after_anomalib_models):
-    assert after_anomalib_models[0].split() == [
+def test_importing_anomalib_models_registers_the_models(fresh):
+    assert fresh["registered"].split() == [
         "anomalib_dapo.models.dapo.lightning_model",
         "anomalib_dapo.models.multiads.lightning_model",
         "True",
@@ -63,17 +107,17 @@ def test_importing_anomalib_models_registers_the_models(after_anomalib_models):
 
 
 @pytest.mark.slow
-def test_the_anomalib_console_script_parses_model_dapo(tmp_path):
-    """What ``anomalib train --model Dapo`` parses, through anomalib's own CLI entry point."""
-    code = (
-        "sys.argv = ['anomalib', 'train', '--model', 'Dapo', '--print_config']; "
-        "from anomalib.cli.cli import main; main()"
-    )
-    result = run_with_hook(tmp_path, code)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "class_path: anomalib_dapo.Dapo" in result.stdout
+def test_get_model_finds_dapo_without_importing_the_plugin(fresh):
+    assert fresh["get_model"] == "anomalib_dapo.models.dapo.lightning_model"
 
 
 @pytest.mark.slow
-def test_the_hook_imports_the_plugin_at_once_when_anomalib_models_is_loaded(after_anomalib_models):
-    assert after_anomalib_models[1] == "True"
+def test_the_anomalib_console_script_parses_model_dapo(fresh):
+    """What ``anomalib train --model Dapo`` parses, through anomalib's own CLI entry point."""
+    assert fresh["exit"] in {"None", "0"}
+    assert "class_path: anomalib_dapo.Dapo" in fresh["config"]
+
+
+@pytest.mark.slow
+def test_the_hook_imports_the_plugin_at_once_when_anomalib_models_is_loaded(fresh):
+    assert fresh["reinstalled"] == "True"

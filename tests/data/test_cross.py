@@ -6,7 +6,7 @@ from anomalib.data import AnomalibDataModule, MVTecAD
 from jsonargparse import ArgumentParser
 
 from anomalib_dapo import knowledge
-from anomalib_dapo.data import DefectFolder
+from anomalib_dapo.data import DefectFolder, SyntheticDefects
 from anomalib_dapo.data.cross import CrossDataset
 from anomalib_dapo.data.dataclasses import TypedImageBatch
 from anomalib_dapo.data.errors import DatasetNotFoundError
@@ -127,6 +127,27 @@ def test_generated_products_as_source_and_target(tmp_path, synthetic):
     want = {0} | {union_index("synthetic", defect_type) for defect_type in source_types}
     assert {type_of_item(item) for item in datamodule.train_data} == want
     assert {type_of_item(item) for item in datamodule.test_data} == {0, *range(1, len(datamodule.defect_types) + 1)}
+
+
+def test_a_registry_datamodule_source_with_categories_prepares_its_data_then_reads_them(
+    tmp_path, write_image, write_mask
+):
+    """The demo's configuration: the synthetic datamodule on both sides writes its images in ``prepare_data``, and
+    the source's categories are then read as those of the dataset name at its root."""
+    small = {"image_size": 32, "n_train": 1, "n_test_good": 1, "n_test_per_defect": 1}
+    target = SyntheticDefects(tmp_path / "target", "tile", seed=1, **small)
+    source = SyntheticDefects(tmp_path / "source", seed=0, **small)
+    datamodule = CrossDataset(source, target=target, source_categories=["disc", "grid", "tile"])
+    datamodule.prepare_data()
+    datamodule.setup()
+    by_name = CrossDataset("synthetic", tmp_path / "source", "synthetic", tmp_path / "target", "tile")
+    by_name.setup()
+    assert datamodule.train_defect_types == by_name.train_defect_types
+    assert datamodule.train_data.samples.equals(by_name.train_data.samples)
+    assert datamodule.test_data.samples.equals(by_name.test_data.samples)
+    parts = DefectFolder(write_parts(tmp_path / "parts", write_image, write_mask, ["dent"]))
+    with pytest.raises(ValueError, match="categories of a registry dataset; a source DefectFolder"):
+        CrossDataset(parts, target=target, source_categories=["disc"])
 
 
 def write_parts(root, write_image, write_mask, defects):

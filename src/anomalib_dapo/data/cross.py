@@ -37,13 +37,19 @@ class CrossDataset(AnomalibDataModule):
 
         CrossDataset(source=DefectFolder("parts_A"), target=DefectFolder("parts_B"))
 
+    A source datamodule of a registry dataset with ``source_categories`` stands for those categories of its dataset
+    at its root, once its ``prepare_data`` ran: ``source=SyntheticDefects(root, seed=0, image_size=64)`` with
+    ``source_categories=[disc, grid, tile]`` writes the synthetic set if it is absent, then trains on all three
+    products, as ``source="synthetic"`` with that root would (the demo's configuration, ``configs/demo.yaml``).
+
     Args:
         source: Source dataset, e.g. ``mvtec_ad``, or a typed datamodule.
         source_root: Source dataset root (knowledge-base source only).
         target: Target dataset, e.g. ``mpdd``, or a typed datamodule.
         target_root: Target dataset root (knowledge-base target only).
         target_category: Target category, e.g. ``tubes`` (knowledge-base target only).
-        source_categories: Source categories to train on (default: every category present on disk).
+        source_categories: Source categories to train on (default: every category present on disk); with a
+            source datamodule of a registry dataset, categories of that dataset at its root.
         resolution: Image folder resolution of a side with several (Real-IAD: ``realiad_<resolution>``, 256,
             512, 1024 or ``raw``). Defaults to the dataset's own (Real-IAD: 1024).
         train_batch_size: Training batch size.
@@ -94,6 +100,10 @@ class CrossDataset(AnomalibDataModule):
             raise ValueError(msg)
         self.source = _side(source, "source", source_root=source_root)
         self.target = _side(target, "target", target_root=target_root, target_category=target_category)
+        # A registry datamodule with categories to read: it prepares its data, which is then read by dataset name.
+        self.source_module = self.source if source_categories and not isinstance(self.source, str) else None
+        if self.source_module is not None:
+            self.source, source_root = _registry_name(self.source_module), self.source_module.root
         self.source_root = Path(source_root) if source_root is not None else None
         self.target_root = Path(target_root) if target_root is not None else None
         self.resolution = resolution
@@ -101,9 +111,6 @@ class CrossDataset(AnomalibDataModule):
         if isinstance(self.source, str):
             for category in source_categories or ():
                 knowledge.vocabulary(self.source, category)
-        elif source_categories:
-            msg = "source_categories selects categories of a dataset name; a source datamodule has its own category."
-            raise ValueError(msg)
         if isinstance(self.target, str):
             knowledge.vocabulary(self.target, str(target_category))
             self.category = str(target_category)
@@ -148,7 +155,9 @@ class CrossDataset(AnomalibDataModule):
         return present
 
     def prepare_data(self) -> None:
-        """Check both datasets on disk (nothing is downloaded)."""
+        """Check both datasets on disk, once a datamodule side prepared its own (nothing is downloaded)."""
+        if self.source_module is not None:
+            self.source_module.prepare_data()
         if isinstance(self.source, str):
             for category in self.train_categories():
                 require_category(self.source, self.source_root, category, self.resolution)
@@ -212,6 +221,18 @@ def _side(
         )
         raise ValueError(msg)
     return side
+
+
+def _registry_name(datamodule: AnomalibDataModule) -> str:
+    """The registry key of a source datamodule given with ``source_categories``: the dataset they are categories of."""
+    spec = getattr(type(datamodule), "spec", None)
+    if spec is None:
+        msg = (
+            "source_categories selects categories of a registry dataset; a source "
+            f"{type(datamodule).__name__} has its own category."
+        )
+        raise ValueError(msg)
+    return spec.name
 
 
 def _labelled_split(datamodule: AnomalibDataModule) -> AnomalibDataset:

@@ -9,7 +9,6 @@ from anomalib_dapo import Dapo
 from anomalib_dapo.backbone import BackboneError
 from anomalib_dapo.knowledge import DuplicateDefectError, EmptyVocabularyError
 from anomalib_dapo.models.components.checkpoint import CheckpointMismatchError
-from tiny import TINY
 
 
 def _save(model: Dapo, path) -> None:
@@ -155,13 +154,6 @@ def test_plain_python_start_up_does_not_import_torch():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
     )
-
-
-@pytest.mark.slow
-def test_get_model_finds_dapo_without_importing_the_plugin():
-    code = f"from anomalib.models import get_model; m = get_model('dapo', **{dict(TINY)!r}); print(type(m).__module__)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip().endswith("anomalib_dapo.models.dapo.lightning_model")
 
 
 def test_a_file_that_is_no_checkpoint_is_refused_clearly(tmp_path, tiny_kwargs):
