@@ -12,7 +12,6 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from anomalib_dapo.app import load_inspector
-from anomalib_dapo.app.page import HOST, build_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -33,16 +32,20 @@ FLAGS = (
 )
 
 
-def free_port() -> int:
+def free_port(host: str) -> int:
     with socket.socket() as probe:
-        probe.bind((HOST, 0))
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
 @pytest.fixture
 def page_url(tiny_checkpoint):
+    # Imported here, not at collection: Gradio takes seconds to import, and every pytest-xdist worker collects
+    # every module.
+    from anomalib_dapo.app.page import HOST, build_page
+
     page = build_page(load_inspector(tiny_checkpoint))
-    port = free_port()
+    port = free_port(HOST)
     page.launch(server_name=HOST, server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://{HOST}:{port}/"
     page.close()

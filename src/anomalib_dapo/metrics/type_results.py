@@ -190,9 +190,15 @@ class TypeResultsWriter(Callback):
 
     The model gives the K defect types of the test and their type metrics (which its evaluator updates) with
     :meth:`use_vocabulary` when it picks them.
+
+    Args:
+        write: Write the results into the run's folder; ``False`` only keeps them in ``results`` (for a caller
+            that writes them elsewhere, as ``dapo-report`` does). Defaults to ``True``.
+
     """
 
-    def __init__(self) -> None:
+    def __init__(self, write: bool = True) -> None:
+        self.write = write
         self.states: tuple[str, ...] = (NORMAL,)
         self.metrics: tuple[Metric, ...] = ()
         self.confusion: TypeConfusionMatrix | None = None
@@ -240,7 +246,7 @@ class TypeResultsWriter(Callback):
         for metric in metrics:
             metric.compute()  # sets per_class_scores; torchmetrics caches it for the logger
         self.results = type_results(metrics, confusion, self.states)
-        if trainer.is_global_zero:
+        if self.write and trainer.is_global_zero:
             datamodule = getattr(trainer, "datamodule", None)
             title = str(getattr(datamodule, "category", None) or getattr(datamodule, "name", "test"))
             self.written = new_version_dir(Path(trainer.default_root_dir) / "type_results")

@@ -141,6 +141,8 @@ def _cell(value: float, spec: str) -> str:
 
 def evaluate_category(model: Dapo, datamodule: AnomalibDataModule, accelerator: str = "auto") -> CategoryResult:
     """Test ``model`` zero-shot on one category through anomalib's Engine and collect what the tables need."""
+    # The report writes each object's type results itself (write_type_results): the run only computes them.
+    model.type_results.write = False
     with tempfile.TemporaryDirectory() as root:
         engine = Engine(default_root_dir=root, accelerator=accelerator, devices=1, logger=False)
         (logged,) = engine.test(model, datamodule=datamodule, verbose=False)

@@ -42,7 +42,9 @@ class HybridPrompts(nn.Module):
 
     Args:
         tokenizer: The CLIP tokenizer.
-        token_table: CLIP's token embedding table, for the "CLIP space" initialisation.
+        statistics: Mean and std to draw the contexts from, per dimension: :func:`initial_statistics` of CLIP's
+            token embedding table for ``init`` (computed once by the model, which draws its text prompt tokens
+            from the same).
         context_length: ``l``, learnable tokens per prompt (5).
         num_prompts: ``E``, prompts per state (10).
         prefix_slots: Prompt slots of the text encoder's first layer (4).
@@ -57,7 +59,7 @@ class HybridPrompts(nn.Module):
     def __init__(
         self,
         tokenizer: Callable[[list[str]], torch.Tensor],
-        token_table: torch.Tensor,
+        statistics: tuple[torch.Tensor, torch.Tensor],
         context_length: int = 5,
         num_prompts: int = 10,
         prefix_slots: int = 4,
@@ -71,8 +73,8 @@ class HybridPrompts(nn.Module):
         self.tokenizer = tokenizer
         self.prefix_slots = prefix_slots
         self.normal_word, self.abnormal_word, self.object_word = normal_word, abnormal_word, object_word
-        mean, std = initial_statistics(token_table, TokenInit(init))
-        shape = (num_prompts, context_length, token_table.shape[-1])
+        mean, std = statistics
+        shape = (num_prompts, context_length, mean.shape[-1])
         self.normal_context = nn.Parameter(mean + std * torch.randn(shape))
         shift = offset_sigmas * std if TokenInit(init) == TokenInit.OFFSET else 0.0
         self.abnormal_context = nn.Parameter(mean + shift + std * torch.randn(shape))

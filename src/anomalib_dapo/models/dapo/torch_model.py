@@ -119,10 +119,11 @@ class DapoModel(nn.Module):
         self.aggregation = Aggregation(aggregation)
         self.gradient_checkpointing = gradient_checkpointing
         token_init = TokenInit(token_init)
-        token_table = clip.token_embedding.weight
+        # One pass over the token table (49 408 rows) serves the contexts and the text prompt tokens.
+        text_statistics = initial_statistics(clip.token_embedding.weight, token_init)
         self.prompts = HybridPrompts(
             tokenizer,
-            token_table,
+            text_statistics,
             context_length=prompt_length,
             num_prompts=num_prompts,
             prefix_slots=prompt_tokens,
@@ -135,7 +136,7 @@ class DapoModel(nn.Module):
         self.text_prompts = ProgressivePrompts(
             text_depth,
             prompt_tokens,
-            *initial_statistics(token_table, token_init),
+            *text_statistics,
             alpha=alpha,
             progressive=progressive,
         )
