@@ -500,7 +500,8 @@ SYNTHETIC = DatasetSpec(
         obtain="anomalib_dapo.data.synthetic.generate_synthetic_dataset(root) (the SyntheticDefects datamodule "
         "runs it in prepare_data)",
     ),
-    # Reading what is on disk: a report or a cross-dataset run never generates data.
+    # Reading what is on disk: a report or a cross-dataset run by this name never generates data (the
+    # SyntheticDefects datamodule, as a side of one, does).
     datamodule="anomalib_dapo.data.synthetic.WrittenSyntheticDefects",
     dataset="anomalib_dapo.data.synthetic.SyntheticDefectsDataset",
     type_of=_invert({name: (name,) for name in ("scratch", "hole", "stain", "missing")}),
