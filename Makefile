@@ -19,8 +19,9 @@ demo: $(VENV)/.installed
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
 
 # One pytest-xdist worker per core; each test file stays on one worker, so its module fixtures are built once.
+# Files go out in collection order, the slow ones first (tests/conftest.py), not xdist's most-tests-first.
 test: $(VENV)/.installed
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n auto --dist loadfile
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks && $(BIN)/ruff format --check src tests benchmarks

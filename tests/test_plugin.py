@@ -52,6 +52,7 @@ from anomalib.models.components import AnomalibModule
 names = [c.__name__ for c in AnomalibModule.__subclasses__()]
 found["registered"] = f"{m.Dapo.__module__} {m.MultiAds.__module__} {'Dapo' in names} {'MultiAds' in names}"
 found["get_model"] = type(m.get_model("dapo", **TINY)).__module__
+found["get_model_config"] = type(m.get_model({"class_path": "anomalib_dapo.Dapo", "init_args": TINY})).__name__
 
 sys.argv = ["anomalib", "train", "--model", "Dapo", "--print_config"]
 from anomalib.cli.cli import main
@@ -78,8 +79,10 @@ def fresh(tmp_path_factory) -> dict[str, str]:
 
     - ``deploy``: the plugin's modules that ``import anomalib_dapo.deploy`` loads from the models (none: the
       inferencers use the export contract alone);
-    - ``registered``, ``get_model``: what ``import anomalib.models`` registers, and the model class its
-      ``get_model("dapo")`` builds, nothing of the plugin's imported by hand;
+    - ``registered``, ``get_model``, ``get_model_config``: what ``import anomalib.models`` registers, and the model
+      classes its ``get_model`` builds from ``"dapo"`` and from the model section of the ``config.yaml`` that
+      ``anomalib train`` saves (``class_path: anomalib_dapo.Dapo``, as anomalib's ``lightning_inference`` tool
+      reads it), nothing of the plugin's imported by hand;
     - ``config``, ``exit``: what ``anomalib train --model Dapo --print_config`` prints through anomalib's own CLI
       entry point, and how it exits (the CLI imports ``anomalib.models`` first thing itself, so what ran before
       changes nothing of what it parses);
@@ -109,6 +112,7 @@ def test_importing_anomalib_models_registers_the_models(fresh):
 @pytest.mark.slow
 def test_get_model_finds_dapo_without_importing_the_plugin(fresh):
     assert fresh["get_model"] == "anomalib_dapo.models.dapo.lightning_model"
+    assert fresh["get_model_config"] == "Dapo"
 
 
 @pytest.mark.slow

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from anomalib.deploy import ExportType
@@ -106,13 +104,17 @@ def onnx_export(cls, learned_assets, tmp_path_factory) -> OnnxExport:
     return OnnxExport(model, path, handler.messages, same_name)
 
 
+@pytest.mark.slow  # a dynamo ONNX export: 10-20 s
 def test_an_onnx_export_leaves_no_traced_class_behind(cls, onnx_export):
     """torch.fx's AttrProxy classes, named like the model, live in reference cycles: jsonargparse would see two."""
     assert any("AttrProxy is enabled" in message for message in onnx_export.tracer_log)  # the tracer did make them
     assert onnx_export.same_name == [cls]
 
 
+@pytest.mark.slow  # a dynamo ONNX export: 10-20 s
 def test_onnx_graph_holds_fixed_states_and_no_text_encoder(onnx_export):
+    import onnx  # here, not at collection: every worker would pay its import
+
     model, path = onnx_export.model, onnx_export.path
     graph = onnx.load(str(path), load_external_data=False).graph
     assert [output.name for output in graph.output] == OUTPUTS
@@ -124,7 +126,10 @@ def test_onnx_graph_holds_fixed_states_and_no_text_encoder(onnx_export):
     assert exported_bytes < table.numel() * table.element_size() / 5
 
 
+@pytest.mark.slow  # a dynamo ONNX export: 10-20 s
 def test_onnx_runtime_matches_pytorch(cls, onnx_export, images):
+    import onnxruntime as ort
+
     model, path = onnx_export.model, onnx_export.path
     session = ort.InferenceSession(str(path))
     assert json.loads(session.get_modelmeta().custom_metadata_map[METADATA_KEY]) == {
@@ -140,6 +145,7 @@ def test_onnx_runtime_matches_pytorch(cls, onnx_export, images):
         assert got["pred_type_map"].shape == (len(batch), 3, 64, 64)
 
 
+@pytest.mark.slow  # a dynamo ONNX export: 10-20 s
 def test_the_onnx_file_runs_through_the_openvino_inferencer(onnx_export, images, tmp_path, monkeypatch):
     model, path = onnx_export.model, onnx_export.path
     monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes a cache folder in the working directory
@@ -156,6 +162,7 @@ def openvino_export(cls, learned_export) -> Path:
     return learned_export(cls, ExportType.OPENVINO, ["crack"])
 
 
+@pytest.mark.slow  # a dynamo ONNX export: 10-20 s
 def test_openvino_export_matches_pytorch(cls, openvino_export, learned_assets, images, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anomalib's OpenVINO inferencer writes a cache folder in the working directory
     inferencer = DapoOpenVINOInferencer(openvino_export, device="CPU", config=F32, defect_types=[" Crack"])
@@ -174,9 +181,12 @@ def test_openvino_export_matches_pytorch(cls, openvino_export, learned_assets, i
         assert_parity(got, reference(learned(learned_assets(cls), ["crack"], cls), engine_images(batch, 64)))
 
 
+@pytest.mark.slow  # a dynamo ONNX export: 10-20 s
 def test_exporting_another_vocabulary_retargets_the_model(onnx_export, openvino_export, images, tmp_path, monkeypatch):
     """The same learned model exported for [scratch, hole] (ONNX) and then for [crack] (OpenVINO)."""
     monkeypatch.chdir(tmp_path)
+    import onnxruntime as ort
+
     session = ort.InferenceSession(str(onnx_export.path))
     old = dict(zip(OUTPUTS, session.run(OUTPUTS, {"input": images.numpy()}), strict=True))
     new = DapoOpenVINOInferencer(openvino_export, device="CPU", config=F32).predict(images)
@@ -186,6 +196,7 @@ def test_exporting_another_vocabulary_retargets_the_model(onnx_export, openvino_
     assert not np.allclose(old["anomaly_map"].reshape(new.anomaly_map.shape), new.anomaly_map, atol=1e-3)
 
 
+@pytest.mark.slow  # a dynamo ONNX export: 10-20 s
 def test_an_exported_vocabulary_cannot_be_swapped(openvino_export, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(VocabularyMismatchError, match=r"\[crack\].*re-export.*--model.defect_types \"\[dent\]\""):
@@ -193,6 +204,8 @@ def test_an_exported_vocabulary_cannot_be_swapped(openvino_export, tmp_path, mon
 
 
 def test_a_model_that_is_not_a_dapo_export_is_refused(tmp_path, monkeypatch):
+    import onnx
+
     monkeypatch.chdir(tmp_path)
     graph = onnx.helper.make_graph(
         [onnx.helper.make_node("Identity", ["input"], ["pred_score"])],

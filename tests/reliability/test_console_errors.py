@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console, ConsoleDimensions
 
 from console import anomalib_in_process
 from tiny import ONE_DISC, TINY_ARGS
@@ -41,6 +42,9 @@ def last_line_in_process(*args: str, cwd: Path, capsys: pytest.CaptureFixture, m
     ``anomalib.cli`` installs.
     """
     monkeypatch.setenv("COLUMNS", COLUMNS)
+    # rich's consoles read COLUMNS when they are built, and anomalib's traceback console was built at import
+    wide = ConsoleDimensions(int(COLUMNS), 25)
+    monkeypatch.setattr(Console, "size", property(lambda _: wide))
     capsys.readouterr()
     with pytest.raises(BaseException) as error:  # whatever ends the run, as in the script
         anomalib_in_process(*args, cwd=cwd)

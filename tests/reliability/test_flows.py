@@ -189,7 +189,10 @@ def engine_reference(trained, tmp_path_factory) -> tuple[Path, TypedImageBatch]:
     return image, batch
 
 
-@pytest.mark.parametrize("export_type", list(ExportType))
+# OpenVINO's form of this flow (Engine.export of learned weights, its inferencer within 1e-4 of PyTorch) is
+# tests/deploy/test_export.py's: the same dynamo export again would cost 10-20 s.
+@pytest.mark.slow  # the ONNX form is a dynamo export: 10-20 s
+@pytest.mark.parametrize("export_type", [ExportType.TORCH, ExportType.ONNX])
 def test_export_and_predict_from_the_exported_files(trained, engine_reference, export_type, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # OpenVINO's inferencer writes a cache folder in the working directory
     path = engine(tmp_path).export(

@@ -55,12 +55,17 @@ def fields(prediction: object, names: list[str]) -> dict[str, np.ndarray]:
     return {name: np.asarray(getattr(prediction, name)) for name in names}
 
 
-@pytest.mark.parametrize("export_type", [ExportType.TORCH, ExportType.OPENVINO])
-@pytest.mark.parametrize("cls", [Dapo, MultiAds])
+@pytest.mark.parametrize(
+    ("cls", "export_type"), [(Dapo, ExportType.TORCH), (MultiAds, ExportType.TORCH), (Dapo, ExportType.OPENVINO)]
+)
 def test_type_outputs_off_runs_through_anomalibs_stock_inferencers(
     learned, learned_export, cls, export_type, images, tmp_path, monkeypatch
 ):
-    """anomalib's own ``TorchInferencer``/``OpenVINOInferencer`` return its four fields, those of the typed export."""
+    """anomalib's own ``TorchInferencer``/``OpenVINOInferencer`` return its four fields, those of the typed export.
+
+    ``type_outputs`` is the shared export path's (``TypedExport``): both models through torch, and the graph
+    through OpenVINO once (a dynamo export costs 10-20 s; MultiAds' OpenVINO export is checked in tests/deploy).
+    """
     kwargs = learned(cls)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TRUST_REMOTE_CODE", "1")

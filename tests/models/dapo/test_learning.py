@@ -4,6 +4,7 @@ The backbone is the tiny CLIP with random weights, whose features cap what any h
 probe on them reaches about 0.7 held-out pixel AUROC); real CLIP weights are what give the paper's numbers.
 """
 
+import pytest
 import torch
 from anomalib.data.utils import Split
 from anomalib.engine import Engine
@@ -30,6 +31,7 @@ def held_out_pixel_auroc(model: Dapo, root) -> float:
     return metric.compute().item()
 
 
+@pytest.mark.slow  # 200 training steps
 def test_training_moves_held_out_pixel_auroc_far_above_the_untrained_model(tmp_path, tiny_kwargs, synthetic):
     torch.manual_seed(0)
     source = synthetic(n_train=8, n_test_good=6, n_test_per_defect=10)
