@@ -1,8 +1,9 @@
 """The stock ``anomalib`` console script: fit -> test (zero-shot, two datamodules) -> predict.
 
-test on the plugin's datamodule and predict on a folder run the console script in subprocesses; the other runs
-use its CLI in this process (``anomalib_in_process``: the same parser, hooks and engine), to save a start-up. The
-console script's own ``fit``/``train`` runs in the demo's test, the DDP test and the GPU check's CPU form.
+test on the plugin's datamodule runs the console script in a subprocess; the other runs use its CLI in this process
+(``anomalib_in_process``: the same parser, hooks and engine), to save start-ups. The console script's own
+``train`` runs in the demo's test, the DDP test and the GPU check's CPU form, its ``predict`` on a folder in the
+demo's test.
 """
 
 import logging
@@ -102,9 +103,9 @@ def test_fit_test_predict_through_the_console_script(data, fitted, typed_test, c
     assert 0.0 <= metric(capsys.readouterr().out, "pixel_AUROC") <= 1.0
     assert "Dapo scores 2 defect types: scratch, stain" in caplog.messages
 
-    # Predict on a bare folder, with a vocabulary given by text.
+    # Predict on a bare folder, with a vocabulary given by text (the console script's: the demo's test).
     folder = data / "target/tile/test/hole"
-    anomalib(
+    anomalib_in_process(
         "predict",
         *MODEL,
         "--model.weights",
