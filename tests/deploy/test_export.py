@@ -154,6 +154,15 @@ def test_the_onnx_file_runs_through_the_openvino_inferencer(onnx_export, images,
     )
     got = {name: getattr(prediction, name) for name in OUTPUTS}
     assert_parity(got, reference(model, engine_images(images, 64)))
+    # A graph cannot raise: NaN pixels give a NaN score (no score) and an anomalous label (fail-safe); the eager
+    # model refuses them (tests/reliability/test_inputs.py).
+    broken = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    broken[1, 0, 5, 5] = np.nan
+    prediction = DapoOpenVINOInferencer(path, device="CPU", config=F32).predict(broken)
+    assert np.isfinite(prediction.pred_score[0]).all()
+    assert np.isnan(prediction.pred_score[1]).all()
+    assert np.isnan(prediction.anomaly_map[1]).all()
+    assert prediction.pred_label[1].all()
 
 
 @pytest.fixture(scope="module")
