@@ -26,8 +26,8 @@ MODEL_KWARGS = {Dapo: tiny_config(drop=["pretrained"]), MultiAds: tiny_config(dr
 
 
 def write_tiny_clip(path: Path) -> Path:
-    """The tiny CLIP's weights (seed 0) at ``path``: every model and process loading them builds the same backbone
-    (with ``pretrained=None`` each instantiation draws another)."""
+    """The tiny CLIP's weights (seed 0) at ``path``: every model and process loading them builds the same backbone,
+    and a learned checkpoint names the file (``--model.pretrained``) as a real CLIP's would be named."""
     _register_tiny_config()
     torch.manual_seed(0)
     torch.save(open_clip.create_model("dapo-tiny", force_image_size=64).state_dict(), path)

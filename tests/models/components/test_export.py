@@ -23,11 +23,7 @@ from anomalib_dapo.deploy import (
 )
 from anomalib_dapo.models.components.export import UntrainedExportError
 from parity import BINARY, F32, MODEL_KWARGS, assert_parity, reference
-from tiny import PROMPT_OPTIONS, SYNTHETIC, cli_options, tiny_config
-
-DAPO = tiny_config(drop=["pretrained", "visualizer"])
-MULTIADS = tiny_config(drop=["pretrained", "visualizer", *PROMPT_OPTIONS])
-KWARGS = {Dapo: DAPO, MultiAds: MULTIADS}
+from tiny import PROMPT_OPTIONS, SYNTHETIC, cli_options
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +79,11 @@ def test_type_outputs_off_runs_through_anomalibs_stock_inferencers(
 
 @pytest.mark.parametrize("cls", [Dapo, MultiAds])
 def test_an_untrained_export_is_refused_unless_asked_for(cls, tmp_path):
-    model = cls(**KWARGS[cls], pretrained=None, visualizer=False)
+    model = cls(**MODEL_KWARGS[cls], pretrained=None)
     with pytest.raises(UntrainedExportError, match=rf"no learned weights.*--model.weights.*{cls.__name__}.*untrained"):
         model.to_torch(tmp_path)
     assert not (tmp_path / "weights").exists()
-    path = cls(**KWARGS[cls], pretrained=None, visualizer=False, export_untrained=True).to_torch(tmp_path)
+    path = cls(**MODEL_KWARGS[cls], pretrained=None, export_untrained=True).to_torch(tmp_path)
     assert path.is_file()
 
 
@@ -95,7 +91,7 @@ def test_a_trained_model_exports(tmp_path, synthetic):
     """Trained in this process (no weights file): the export is allowed."""
     from anomalib_dapo.data import SyntheticDefects
 
-    model = Dapo(**DAPO, pretrained=None, visualizer=False)
+    model = Dapo(**MODEL_KWARGS[Dapo], pretrained=None)
     datamodule = SyntheticDefects(root=synthetic(), **SYNTHETIC)
     engine = Engine(default_root_dir=tmp_path, logger=False, max_steps=1, accelerator="cpu")
     engine.fit(model, datamodule=datamodule)
@@ -123,7 +119,7 @@ def test_anomalib_export_without_weights_fails_with_the_fix_in_the_last_lines(tm
 def test_the_inferencers_resize_as_the_engine_does():
     """A 300 x 200 image: the antialiased resize of the models' pre-processing, not the graph's plain one."""
     image = torch.rand(3, 300, 200, generator=torch.Generator().manual_seed(0))
-    model = Dapo(**DAPO, pretrained=None, visualizer=False)
+    model = Dapo(**MODEL_KWARGS[Dapo], pretrained=None)
     resized = engine_images(image, 64)
     assert resized.shape == (1, 3, 64, 64)
     normalised = model.pre_processor.transform(image.unsqueeze(0))
@@ -132,6 +128,6 @@ def test_the_inferencers_resize_as_the_engine_does():
 
 def test_a_multiads_export_names_its_class_name(tmp_path, monkeypatch):
     """With no datamodule, the exported prompts name ``class_name`` (the product), as at test time."""
-    model = MultiAds(**MULTIADS, pretrained=None, visualizer=False, class_name="bottle", export_untrained=True)
+    model = MultiAds(**MODEL_KWARGS[MultiAds], pretrained=None, class_name="bottle", export_untrained=True)
     monkeypatch.setenv("TRUST_REMOTE_CODE", "1")
     assert DapoTorchInferencer(model.to_torch(tmp_path), device="cpu").model.model.class_names == ("bottle",)
