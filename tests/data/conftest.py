@@ -1,11 +1,13 @@
 """Tiny image and mask writers shared by the dataset tests (datasets are written in their on-disk layouts)."""
 
 import csv
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 SIZE = 16
@@ -105,5 +107,46 @@ def write_visa(write_image: Callable[..., Path], write_mask: Callable[..., np.nd
         (root / "split_csv").mkdir(parents=True, exist_ok=True)
         with (root / "split_csv" / "1cls.csv").open("w", newline="") as file:
             csv.writer(file).writerows(split_rows)
+
+    return write
+
+
+@pytest.fixture
+def write_realiad(write_image: Callable[..., Path], write_mask: Callable[..., np.ndarray]) -> Callable[..., dict]:
+    """Write Real-IAD's pcb: ``write_realiad(root, resolution=1024, json_location="realiad_jsons/pcb.json")``.
+
+    Two normal training views; in the test split a normal view, a scratch (``HS``), a normal view under ``NG/``
+    and a missing part (``QS``). Returns ``{image path: expected type mask}`` of the test split.
+    """
+    scratch, missing = 2, 3  # pcb's vocabulary: contamination, scratch, missing, foreign
+
+    def write(root: Path, resolution: int = 1024, json_location: str = "realiad_jsons/pcb.json") -> dict:
+        images = root / f"realiad_{resolution}" / "pcb"
+        expected = {}
+
+        def sample(folder: str, number: int, view: int, anomaly_class: str, box=None, type_index: int = 0) -> dict:
+            stem = f"pcb_{number:04d}_{folder.replace('/', '_')}_C{view}_20231021130155"
+            image = write_image(images / folder / f"S{number:04d}" / f"{stem}.jpg")
+            mask_path = None
+            mask = torch.zeros(SIZE, SIZE, dtype=torch.int64)
+            if box is not None:
+                mask_path = f"{folder}/S{number:04d}/{stem}.png"
+                mask = torch.from_numpy(write_mask(images / mask_path, {255: box}) > 0).long() * type_index
+            expected[str(image)] = mask
+            relative = f"{folder}/S{number:04d}/{stem}.jpg"
+            return {"category": "pcb", "anomaly_class": anomaly_class, "image_path": relative, "mask_path": mask_path}
+
+        train = [sample("OK", 1, view, "OK") for view in (1, 2)]
+        test = [
+            sample("OK", 2, 1, "OK"),
+            sample("NG/HS", 3, 1, "HS", (2, 5, 2, 5), scratch),
+            sample("NG/HS", 3, 2, "OK"),  # a view under NG/ that shows no defect: normal
+            sample("NG/QS", 4, 1, "QS", (8, 12, 0, 16), missing),
+        ]
+        json_file = root / json_location
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        metadata = {"meta": {"prefix": "", "normal_class": "OK"}, "train": train, "test": test}
+        json_file.write_text(json.dumps(metadata))
+        return {path: mask for path, mask in expected.items() if "_0001_" not in path}
 
     return write

@@ -19,6 +19,7 @@ _spec = importlib.util.spec_from_file_location("data_layouts", Path(__file__).pa
 _layouts = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_layouts)
 write_image, write_mask, defect_tree = _layouts.write_image, _layouts.write_mask, _layouts.defect_tree
+write_realiad = _layouts.write_realiad
 
 TINY_CLI = [*cli_options(drop=["visualizer"]), "--accelerator=cpu"]  # dapo-report draws no pictures
 
@@ -127,6 +128,18 @@ def test_a_missing_category_stops_the_report_before_anything_runs(checkpoint, tm
     with pytest.raises(knowledge.UnknownCategoryError, match="bracket_black"):
         main([*args, "--output", str(tmp_path / "out"), "--categories=[tube]", *TINY_CLI])
     assert not (tmp_path / "out").exists()
+
+
+def test_the_folders_are_checked_at_the_resolution_the_data_args_name(checkpoint, tmp_path, write_realiad):
+    """Real-IAD at 512 only: the report runs at ``resolution: 512`` and refuses 256 up front, naming its folder."""
+    root = tmp_path / "Real-IAD"
+    write_realiad(root, resolution=512)
+    args = ["--weights", str(checkpoint), "--target", "real_iad", "--root", str(root), "--categories=[pcb]"]
+    with pytest.raises(DatasetNotFoundError, match="realiad_256"):
+        main([*args, "--output", str(tmp_path / "refused"), "--data_args={resolution: 256}", *TINY_CLI])
+    assert not (tmp_path / "refused").exists()
+    main([*args, "--output", str(tmp_path / "out"), "--data_args={resolution: 512}", *TINY_CLI])
+    assert list(_csv(tmp_path / "out" / "v1", "binary_objects").index) == ["pcb", "mean"]
 
 
 def test_means_run_over_objects_and_defect_types_over_the_objects_showing_them():

@@ -238,9 +238,11 @@ def paper_report(
     # The knowledge base spells categories as on disk and matches them case-insensitively.
     lookup = {category.lower(): category for category in known}
     chosen = [lookup.get(category.lower(), category) for category in categories] if categories else list(known)
+    data_args = dict(data_args or {})
     for category in chosen:
         knowledge.vocabulary(dataset, category)  # an unknown category fails here, naming the known ones
-        require_category(dataset, root, category)  # and a missing folder before hours of testing
+        # and a missing folder before hours of testing, where the datamodule will look for it
+        require_category(dataset, root, category, data_args.get("resolution"))
     model_args = dict(model_args or {})
     if seed is not None:
         seed_everything(seed)
@@ -254,7 +256,7 @@ def paper_report(
             category=category,
             eval_batch_size=eval_batch_size,
             num_workers=num_workers,
-            **(data_args or {}),
+            **data_args,
         )
         # A fresh copy per category: calibration and metric states never leak from one category to the next.
         results[category] = evaluate_category(copy.deepcopy(template), datamodule, accelerator)
