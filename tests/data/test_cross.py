@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 
 import pytest
@@ -226,26 +225,15 @@ def test_sides_are_checked(tmp_path, write_image, write_mask, mvtec_and_mpdd):
 
 
 @pytest.mark.parametrize("resolution", [256, 512, 1024])
-def test_realiad_at_each_resolution(tmp_path, write_image, write_mask, mvtec_and_mpdd, resolution):
+def test_realiad_at_each_resolution(tmp_path, write_realiad, mvtec_and_mpdd, resolution):
     mvtec, _ = mvtec_and_mpdd
-    images = tmp_path / "Real-IAD" / f"realiad_{resolution}" / "pcb"
-    entries = []
-    for number, anomaly_class in ((1, "OK"), (2, "HS")):
-        relative = f"S{number:04d}/pcb_{number:04d}_C1.jpg"
-        write_image(images / relative)
-        mask = None
-        if anomaly_class != "OK":
-            mask = f"S{number:04d}/pcb_{number:04d}_C1.png"
-            write_mask(images / mask, {255: (0, 4, 0, 4)})
-        entries.append({"category": "pcb", "anomaly_class": anomaly_class, "image_path": relative, "mask_path": mask})
-    json_file = tmp_path / "Real-IAD" / "realiad_jsons" / "pcb.json"
-    json_file.parent.mkdir(parents=True)
-    json_file.write_text(json.dumps({"meta": {}, "train": [], "test": entries}))
+    write_realiad(tmp_path / "Real-IAD", resolution=resolution)
     datamodule = CrossDataset("mvtec_ad", mvtec, "real_iad", tmp_path / "Real-IAD", "pcb", resolution=resolution)
     datamodule.prepare_data()
     datamodule.setup()
-    assert sorted(type_of_item(item) for item in datamodule.test_data) == [0, 2]  # pcb's type 2 is scratch
+    # the fixture's test split: two normal views, a scratch (pcb's type 2) and a missing part (type 3)
+    assert sorted(type_of_item(item) for item in datamodule.test_data) == [0, 0, 2, 3]
     as_source = CrossDataset("real_iad", tmp_path / "Real-IAD", "mvtec_ad", mvtec, "bottle", resolution=resolution)
     as_source.prepare_data()
     as_source.setup()
-    assert len(as_source.train_data) == 2
+    assert len(as_source.train_data) == 4  # a source trains on its test split, anomalies with their masks
