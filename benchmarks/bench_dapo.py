@@ -600,18 +600,28 @@ def _mib(result: dict[str, float] | str, key: str) -> float | str:
     return result if isinstance(result, str) else round(result[key], 1)
 
 
-def probe_both(args: argparse.Namespace, report: Report, prefix: str, name: str) -> dict[str, float] | str:
+Probed = dict[str, dict[str, float] | str]
+"""A figure's probe results by allocator: ``""`` the default one, ``"_tuned_allocator"`` the GPU proxy (CPU only)."""
+
+
+def probe_both(args: argparse.Namespace, report: Report, prefix: str, name: str) -> Probed:
     """Record ``{prefix}_peak_mib`` and ``{prefix}_working_mib`` with the default allocator and, on CPU, with the
-    tuned one (``…_tuned_allocator``); return the tuned figures on CPU (the GPU proxy), else the default ones."""
-    result = probe(args, name)
-    report[f"{prefix}_peak_mib"] = _mib(result, "peak_mib")
-    report[f"{prefix}_working_mib"] = _mib(result, "working_mib")
-    if args.cuda:
-        return result
-    result = probe(args, name, tuned=True)
-    report[f"{prefix}_peak_mib_tuned_allocator"] = _mib(result, "peak_mib")
-    report[f"{prefix}_working_mib_tuned_allocator"] = _mib(result, "working_mib")
-    return result
+    tuned one (``…_tuned_allocator``); return both results by their suffix."""
+    allocators = {"": False} if args.cuda else {"": False, "_tuned_allocator": True}
+    results: Probed = {}
+    for suffix, tuned in allocators.items():
+        results[suffix] = result = probe(args, name, tuned=tuned)
+        report[f"{prefix}_peak_mib{suffix}"] = _mib(result, "peak_mib")
+        report[f"{prefix}_working_mib{suffix}"] = _mib(result, "working_mib")
+    return results
+
+
+def report_working_ratio(report: Report, key: str, over: Probed, under: Probed) -> None:
+    """``key`` (and ``key`` + ``_tuned_allocator``): the ratio of two figures' working memory, per allocator."""
+    for suffix, numerator in over.items():
+        denominator = under[suffix]
+        if not isinstance(numerator, str) and not isinstance(denominator, str):
+            report[key + suffix] = round(numerator["working_mib"] / denominator["working_mib"], 3)
 
 
 def memory(args: argparse.Namespace, report: Report) -> None:
@@ -626,9 +636,7 @@ def memory(args: argparse.Namespace, report: Report) -> None:
     inference_runs = ["dapo", "encode_image"] + (["winclip"] if args.winclip else [])
     try:
         results = {name: probe_both(args, report, name, name) for name in inference_runs}
-        if not any(isinstance(results[name], str) for name in ("dapo", "encode_image")):
-            ratio = results["dapo"]["working_mib"] / results["encode_image"]["working_mib"]
-            report["dapo_over_encode_image_working_memory"] = round(ratio, 3)
+        report_working_ratio(report, "dapo_over_encode_image_working_memory", results["dapo"], results["encode_image"])
         if args.train:
             training_memory(args, report)
     finally:
@@ -638,19 +646,23 @@ def memory(args: argparse.Namespace, report: Report) -> None:
 
 
 def training_memory(args: argparse.Namespace, report: Report) -> None:
-    """Training-step peaks at the measured batches; the training batch on the GPU, measured or estimated."""
+    """Training-step peaks at the measured batches; the training batch on the GPU, measured or estimated.
+
+    On CPU the estimate is fitted to the tuned allocator's figures, the proxy for what a GPU's caching
+    allocator holds."""
     target = args.train_batch_size
-    working: dict[str, float] = {}
+    proxy = "" if args.cuda else "_tuned_allocator"
+    largest: dict[str, Probed] = {}
     for checkpointing, label in ((False, "plain"), (True, "checkpointing")):
-        results = {}
-        for batch in args.train_measure_batches:
-            result = probe_both(args, report, f"train_{label}_batch{batch}", f"train:{batch}:{int(checkpointing)}")
-            if not isinstance(result, str):
-                results[batch] = result
+        probed = {
+            batch: probe_both(args, report, f"train_{label}_batch{batch}", f"train:{batch}:{int(checkpointing)}")
+            for batch in args.train_measure_batches
+        }
+        results = {batch: result for batch, both in probed.items() if not isinstance(result := both[proxy], str)}
         if not results:
             continue
+        largest[label] = probed[max(results)]
         key = f"gpu_train_{label}_batch{target}_peak_gib"
-        working[label] = results[max(results)]["working_mib"]
         if args.cuda and target in results:
             report[key] = f"{results[target]['peak_mib'] / 1024:.2f} (MEASURED on {report['device']})"
             continue
@@ -663,8 +675,9 @@ def training_memory(args: argparse.Namespace, report: Report) -> None:
             f"fitted linearly over {args.device} batches {', '.join(map(str, results))} (tuned allocator), "
             f"{args.dtype}, CUDA context not included)"
         )
-    if len(working) == 2:
-        report["train_checkpointing_over_plain_working_memory"] = round(working["checkpointing"] / working["plain"], 3)
+    if len(largest) == 2:
+        ratio_key = "train_checkpointing_over_plain_working_memory"
+        report_working_ratio(report, ratio_key, largest["checkpointing"], largest["plain"])
 
 
 def extrapolate(points: list[tuple[int, float]], batch: int) -> float:

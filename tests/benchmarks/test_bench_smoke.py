@@ -35,6 +35,9 @@ KEYS = [
     "dapo_working_mib",
     "encode_image_peak_mib",
     "dapo_over_encode_image_working_memory",
+    "dapo_over_encode_image_working_memory_tuned_allocator",
+    "train_checkpointing_over_plain_working_memory",
+    "train_checkpointing_over_plain_working_memory_tuned_allocator",
     "train_plain_batch1_peak_mib",
     "train_checkpointing_batch1_peak_mib",
     "train_checkpointing_batch1_peak_mib_tuned_allocator",
@@ -58,6 +61,15 @@ def test_benchmark_reports_every_figure_and_one_text_encoder_run(capsys, monkeyp
     assert report["text_encoder_calls"].startswith("1 for 4 predicted images")
     assert printed["text_encoder_calls_two_vocabularies"] == "2"
     assert "ESTIMATE" in printed["gpu_train_checkpointing_batch2_peak_gib"]
+    ratios = {
+        "dapo_over_encode_image_working_memory": ("dapo", "encode_image"),
+        "train_checkpointing_over_plain_working_memory": ("train_checkpointing_batch1", "train_plain_batch1"),
+    }
+    for suffix in ("", "_tuned_allocator"):  # each ratio from its own allocator's figures (rounded to 0.1 MiB)
+        for ratio, (numerator, denominator) in ratios.items():
+            over, under = report[f"{numerator}_working_mib{suffix}"], report[f"{denominator}_working_mib{suffix}"]
+            low, high = (over - 0.05) / (under + 0.05), (over + 0.05) / (under - 0.05)
+            assert low - 5e-4 <= report[ratio + suffix] <= high + 5e-4, ratio + suffix
     assert not any(printed[key].startswith("failed") for key in KEYS)
     assert printed["text_tokens_needed_full"] == "16 / 77"  # the K = 5 prompts end before token 16
     fractions = [float(printed[f"train_plain_{phase}_fraction"].split()[0]) for phase in PHASES]

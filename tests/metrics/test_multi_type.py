@@ -23,10 +23,11 @@ from anomalib_dapo.metrics import (
     TypeConfusionMatrix,
     TypeF1Score,
     mean_over_objects,
+    multi_type,
     per_type_scores,
     row_normalised,
 )
-from anomalib_dapo.metrics.multi_type import NUM_BINS, TOLERANCE, score_bins
+from anomalib_dapo.metrics.multi_type import NUM_BINS, TOLERANCE, score_bins, state_counts
 
 EXACT_TOL = 1e-5
 SKEWS = {
@@ -287,15 +288,38 @@ def test_per_type_table_and_mean_over_objects() -> None:
     assert means == pytest.approx({"auroc": 0.8, "f1": 0.2})
 
 
-def test_the_second_curve_metric_reuses_the_bins_only_of_the_same_unmodified_map() -> None:
+@pytest.mark.parametrize("block", [5 * 4, 1 << 18])
+def test_state_counts_in_blocks_equal_numpy_counts(monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    # Blocks of 5 pixels do not divide the 28 x 28 image: the last block of each image is short.
+    monkeypatch.setattr(multi_type, "_BLOCK", block)
+    batch = random_batch(21, [0, 1, 3], size=28, b=2)
+    total, positive = state_counts(batch.pred_type_map, batch.gt_type_mask)
+    bins = score_bins(batch.pred_type_map).numpy()
+    truth = batch.gt_type_mask.numpy()
+    for state in range(4):
+        np.testing.assert_array_equal(total[state].numpy(), np.bincount(bins[:, state].ravel(), minlength=NUM_BINS))
+        true_bins = bins[:, state][truth == state]
+        np.testing.assert_array_equal(positive[state].numpy(), np.bincount(true_bins, minlength=NUM_BINS))
+
+
+def test_the_second_curve_metric_reuses_the_counts_only_of_the_same_unmodified_map_and_mask() -> None:
     batch = random_batch(13, [0, 1, 2, 3])
     auroc, ap = TypeAUROC(num_classes=4), TypeAveragePrecision(num_classes=4)
     auroc.update(batch)
-    ap.update(batch)  # the same map: the same counts
+    ap.update(batch)  # the same map and mask: the same counts
     assert torch.equal(ap.histogram, auroc.histogram)
-    batch.pred_type_map.copy_(batch.pred_type_map.flip(-1))  # modified in place
-    ap.update(batch)
-    fresh = TypeAveragePrecision(num_classes=4)
-    fresh.update(random_batch(13, [0, 1, 2, 3]))
-    fresh.update(batch)
-    assert torch.equal(ap.histogram, fresh.histogram)
+    seen = [(batch.pred_type_map.clone(), batch.gt_type_mask.clone())]
+    # In place: the same tensors with new values, first the map, then the mask.
+    for modify in (
+        lambda: batch.pred_type_map.copy_(batch.pred_type_map.flip(-1)),
+        lambda: batch.gt_type_mask.fill_(2),
+    ):
+        modify()
+        ap.update(batch)
+        seen.append((batch.pred_type_map.clone(), batch.gt_type_mask.clone()))
+    expected = torch.zeros_like(ap.histogram)
+    for probs, mask in seen:  # counted directly, without the cache
+        total, positive = state_counts(probs, mask)
+        expected[:, 0] += total - positive
+        expected[:, 1] += positive
+    assert torch.equal(ap.histogram, expected)

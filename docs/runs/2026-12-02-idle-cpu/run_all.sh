@@ -16,3 +16,7 @@ run tiny_winclip python benchmarks/bench_dapo.py --backbone dapo-tiny --image-si
 run metrics python benchmarks/bench_metrics.py --threads 1
 run metrics_type python benchmarks/bench_metrics.py --images 1000 --size 518 --groups type type_previous --threads 1
 echo "== all done $(date +%T)" >> /work/bench/log.txt
+# Re-run the same day after the type metrics' counts were made faster (the *_counted_once.txt outputs):
+#   python benchmarks/bench_metrics.py --threads 1 > metrics_counted_once.txt
+#   python benchmarks/bench_metrics.py --images 1000 --size 518 --groups type type_previous --threads 1 \
+#       > metrics_type_counted_once.txt
