@@ -176,7 +176,7 @@ def state_counts(probs: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tenso
     flat = probs.reshape(batch, num_classes, -1)
     keys = torch.empty(flat.shape, dtype=torch.int32, device=probs.device)
     offsets = torch.arange(num_classes, dtype=torch.int32, device=probs.device).view(-1, 1) * NUM_BINS
-    # On an accelerator one launch per image beats small blocks.
+    # On an accelerator, blocks would only add kernel launches: one per image.
     step = max(1, _BLOCK // num_classes) if probs.device.type == "cpu" else flat.shape[-1]
     for image in range(batch):
         for start in range(0, flat.shape[-1], step):
