@@ -651,7 +651,7 @@ def training_memory(args: argparse.Namespace, report: Report) -> None:
     On CPU the estimate is fitted to the tuned allocator's figures, the proxy for what a GPU's caching
     allocator holds."""
     target = args.train_batch_size
-    proxy = "" if args.cuda else "_tuned_allocator"
+    proxy, measured_by = ("", "max_memory_allocated") if args.cuda else ("_tuned_allocator", "tuned allocator")
     largest: dict[str, Probed] = {}
     for checkpointing, label in ((False, "plain"), (True, "checkpointing")):
         probed = {
@@ -672,7 +672,7 @@ def training_memory(args: argparse.Namespace, report: Report) -> None:
         fits = "fits" if estimate <= GPU_BUDGET_GIB else "does NOT fit"
         report[key] = (
             f"{estimate:.1f} (ESTIMATE, {fits} {GPU_BUDGET_GIB:.0f} GiB: weights {weights:.0f} MiB + working memory "
-            f"fitted linearly over {args.device} batches {', '.join(map(str, results))} (tuned allocator), "
+            f"fitted linearly over {args.device} batches {', '.join(map(str, results))} ({measured_by}), "
             f"{args.dtype}, CUDA context not included)"
         )
     if len(largest) == 2:
