@@ -7,6 +7,7 @@ from PIL import Image
 
 from anomalib_dapo import Dapo, knowledge
 from anomalib_dapo.app import load_inspector
+from anomalib_dapo.deploy import VocabularyMismatchError
 
 NAMES = ["scratch", "dent", "rust"]
 
@@ -45,3 +46,11 @@ def test_bad_names_and_files_are_refused(tiny_checkpoint, tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match=r"\.ckpt"):
         load_inspector(tmp_path / "notes.txt")
+
+
+def test_an_export_takes_its_own_names_and_refuses_others(tiny_checkpoint, tiny_kwargs, tmp_path):
+    path = Dapo(weights=str(tiny_checkpoint), defect_types=NAMES, **tiny_kwargs).to_onnx(tmp_path)
+    inspector = load_inspector(path)
+    assert inspector.set_defect_types(NAMES) == tuple(NAMES)  # the page's textbox holds the export's names
+    with pytest.raises(VocabularyMismatchError, match=r"re-export"):
+        inspector.set_defect_types(NAMES[::-1])

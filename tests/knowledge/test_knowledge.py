@@ -236,6 +236,12 @@ def test_validate_defect_list_rejects_duplicates():
         validate_defect_list(["scratch", "hole", " Scratch"])
 
 
+def test_validate_defect_list_rejects_names_that_differ_only_by_underscore():
+    # Both become the prompt word "faulty imprint": two identical states, the second never predicted.
+    with pytest.raises(DuplicateDefectError, match=r"more than once: faulty imprint\. "):
+        validate_defect_list(["faulty_imprint", "hole", "Faulty Imprint"])
+
+
 def test_validate_defect_list_rejects_empty_names_and_bare_strings():
     with pytest.raises(KnowledgeBaseError, match=r"positions \[1\] are empty"):
         validate_defect_list(["scratch", "  "])

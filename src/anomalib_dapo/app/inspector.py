@@ -91,7 +91,8 @@ class Inspector:
         if isinstance(self.predictor, WeightsPredictor):
             self.predictor.use(knowledge.validate_defect_list(names))
         elif names:
-            check_vocabulary(self.predictor.defect_types, names, self.source)
+            model = self.predictor.metadata.get("model", "Dapo")
+            check_vocabulary(self.predictor.defect_types, names, self.source, model)
         return self.predictor.defect_types
 
     def inspect(self, image: Image.Image) -> Inspection:

@@ -177,7 +177,7 @@ def validate_defect_list(types: Sequence[str]) -> tuple[str, ...]:
 
     Raises:
         EmptyVocabularyError: No defect type was given.
-        DuplicateDefectError: A type appears more than once after cleaning.
+        DuplicateDefectError: A type appears more than once after cleaning (``_`` counting as a space).
         KnowledgeBaseError: A bare string instead of a list, a name that is not a string, or an empty name.
 
     """
@@ -198,7 +198,8 @@ def validate_defect_list(types: Sequence[str]) -> tuple[str, ...]:
     if empty:
         msg = f"Defect type names at positions {empty} are empty: remove them or name the defect, e.g. 'scratch'."
         raise KnowledgeBaseError(msg)
-    repeated = _unique(name for index, name in enumerate(cleaned) if name in cleaned[:index])
+    words = [name.replace("_", " ") for name in cleaned]  # the prompts' words: faulty_imprint is faulty imprint
+    repeated = _unique(word for index, word in enumerate(words) if word in words[:index])
     if repeated:
         msg = f"Defect types given more than once: {_listing(repeated)}. Name each defect type once."
         raise DuplicateDefectError(msg)
